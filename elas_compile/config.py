@@ -1,0 +1,100 @@
+"""ELASConfig: every knob of the ELAS rewrite, in one frozen dataclass."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Tuple, Union
+
+LOWRANK_FORMS = ("plain", "cola")
+INITS = ("random", "svd")
+BACKWARD_MODES = ("masked", "ste")
+TARGETS = ("ffn", "attention")
+
+
+@dataclass(frozen=True)
+class ELASConfig:
+    """How :func:`elas_compile.apply` rewrites a model.
+
+    The defaults follow the ELAS paper (2026): FFN linears of rank 1/4 of the hidden size as a
+    plain product U·V, the gated MLP replaced by a squared-ReLU MLP 1.5x as wide, 2:4 activation
+    sparsity after 1000 dense warm-up steps.
+    """
+
+    rank: Union[int, float] = 0.25
+    """Rank r of every factorized linear. An int is used as is; a float in (0, 1] is a ratio
+    of the model's hidden size (the MLP's input features), rounded to a multiple of 16 (at least 16)."""
+
+    lowrank_form: str = "plain"
+    """``"plain"``: W = U·V, the output is U(V x) (ELAS, LORO). ``"cola"``: U(σ(V x)) with σ =
+    SiLU between the factors (CoLA, 2025)."""
+
+    ffn_width_multiplier: float = 1.5
+    """New intermediate width = round(multiplier x original width) to a multiple of
+    ``ffn_width_multiple``. 1.5 keeps the parameter count comparable when the gate is dropped."""
+
+    ffn_width_multiple: int = 128
+    """The new intermediate width is rounded to a multiple of this (128 suits the sparse GEMM)."""
+
+    init: str = "random"
+    """``"random"`` for pre-training from scratch; ``"svd"`` initialises U and V from the truncated
+    SVD of the existing weights where shapes allow (rows beyond the original width stay random)."""
+
+    sparsity: bool = True
+    """Make the squared-ReLU output 2:4 sparse (after the warm-up). False gives the dense low-rank
+    ReLU² model (the paper's baseline)."""
+
+    backward: str = "masked"
+    """Gradient of the 2:4 step. ``"masked"``: exact gradient of the sparsified function (zero at
+    pruned positions). ``"ste"``: straight-through, the gradient reaches every position (ELAS)."""
+
+    dense_warmup_steps: int = 1000
+    """Optimizer steps run dense before 2:4 sparsity starts (the ELAS authors' 60M model diverged
+    without a warm-up). Driven by :class:`elas_compile.SparsitySchedule`."""
+
+    targets: Tuple[str, ...] = ("ffn",)
+    """What to rewrite: ``"ffn"`` (the MLPs) and optionally ``"attention"`` (every other linear in
+    the blocks that hold a rewritten MLP, i.e. the attention projections, made low rank)."""
+
+    def __post_init__(self) -> None:
+        def bad(field: str, value, allowed: str) -> ValueError:
+            return ValueError(f"ELASConfig.{field}={value!r} is invalid: {allowed}")
+
+        if isinstance(self.rank, bool) or not isinstance(self.rank, (int, float)):
+            raise bad("rank", self.rank, "use an int (the rank) or a float ratio in (0, 1]")
+        if isinstance(self.rank, int) and self.rank < 1:
+            raise bad("rank", self.rank, "an int rank must be >= 1")
+        if isinstance(self.rank, float) and not 0 < self.rank <= 1:
+            raise bad("rank", self.rank, "a float rank is a ratio of the hidden size in (0, 1]")
+        if self.lowrank_form not in LOWRANK_FORMS:
+            raise bad("lowrank_form", self.lowrank_form, f"choose one of {LOWRANK_FORMS}")
+        if self.init not in INITS:
+            raise bad("init", self.init, f"choose one of {INITS}")
+        if self.backward not in BACKWARD_MODES:
+            raise bad("backward", self.backward, f"choose one of {BACKWARD_MODES}")
+        if self.ffn_width_multiplier <= 0:
+            raise bad("ffn_width_multiplier", self.ffn_width_multiplier, "must be > 0")
+        if self.ffn_width_multiple < 1:
+            raise bad("ffn_width_multiple", self.ffn_width_multiple, "must be >= 1")
+        if self.dense_warmup_steps < 0:
+            raise bad("dense_warmup_steps", self.dense_warmup_steps, "must be >= 0")
+        targets = tuple(self.targets)
+        if not targets or any(t not in TARGETS for t in targets) or "ffn" not in targets:
+            raise bad("targets", self.targets, f"a tuple of {TARGETS} that includes 'ffn'")
+        object.__setattr__(self, "targets", targets)
+
+    def rank_for(self, hidden: int) -> int:
+        """The rank used for a layer whose model hidden size is ``hidden``."""
+        if isinstance(self.rank, int):
+            return self.rank
+        return max(16, int(round(self.rank * hidden / 16)) * 16)
+
+    def ffn_width(self, original: int) -> int:
+        """The new intermediate width for an MLP whose original width is ``original``."""
+        m = self.ffn_width_multiple
+        return max(m, int(round(self.ffn_width_multiplier * original / m)) * m)
+
+    @property
+    def initial_mode(self) -> str:
+        """The sparsity mode of a freshly rewritten MLP: dense during the warm-up."""
+        if not self.sparsity or self.dense_warmup_steps > 0:
+            return "dense"
+        return self.backward

@@ -1,0 +1,63 @@
+"""Pure-PyTorch reference implementations of the ELAS ops.
+
+These define the semantics every fast kernel is tested against.
+
+2:4 selection rule (used by every implementation): split the last dimension into groups of 4
+consecutive features; in each group keep the 2 elements of largest magnitude ``|x|``. Ties are
+broken by position: of two elements with equal magnitude the one with the lower index in the
+group wins (so ``-0.0`` and ``0.0`` tie, and an all-zero group keeps positions 0 and 1).
+Exactly two positions are kept in every group; a group with fewer than two nonzeros therefore
+has fewer than two nonzero outputs.
+"""
+from __future__ import annotations
+
+import torch
+
+
+def _check_groups(x: torch.Tensor) -> None:
+    if x.dim() == 0 or x.shape[-1] % 4 != 0:
+        raise ValueError(
+            f"2:4 sparsity needs the last dimension to be a multiple of 4, got shape {tuple(x.shape)}"
+        )
+
+
+def sparsify24_mask(x: torch.Tensor) -> torch.Tensor:
+    """Boolean mask of the kept positions (2 of every 4 along the last dim)."""
+    _check_groups(x)
+    groups = x.abs().reshape(*x.shape[:-1], x.shape[-1] // 4, 4)
+    # rank_i = #{j: |x_j| > |x_i|} + #{j < i: |x_j| == |x_i|}; keep rank < 2.
+    a = groups.unsqueeze(-1)  # [..., 4(i), 1]
+    b = groups.unsqueeze(-2)  # [..., 1, 4(j)]
+    j_before_i = torch.ones(4, 4, dtype=torch.bool, device=x.device).tril(-1)
+    beats = (b > a) | ((b == a) & j_before_i)
+    rank = beats.sum(-1)
+    return (rank < 2).reshape(x.shape)
+
+
+def sparsify24(x: torch.Tensor) -> torch.Tensor:
+    """2:4-sparse copy of ``x`` (pruned positions set to zero)."""
+    return torch.where(sparsify24_mask(x), x, torch.zeros((), dtype=x.dtype, device=x.device))
+
+
+def relu2(y: torch.Tensor) -> torch.Tensor:
+    """Squared ReLU."""
+    r = torch.relu(y)
+    return r * r
+
+
+def relu2_sparsify24(y: torch.Tensor) -> torch.Tensor:
+    """sparsify24(relu(y) ** 2)."""
+    return sparsify24(relu2(y))
+
+
+def relu2_sparsify24_backward(grad: torch.Tensor, y: torch.Tensor, out: torch.Tensor, mode: str) -> torch.Tensor:
+    """Gradient wrt ``y`` of ``relu2_sparsify24`` given the gradient wrt its output ``out``.
+
+    ``masked``: exact gradient of the sparsified function: 2 * relu(y) at kept positions, 0 at
+    pruned ones (a kept position with out == 0 has relu(y) == 0, so ``out != 0`` is the mask).
+    ``ste`` / ``dense``: the sparsify step passes the gradient straight through: 2 * relu(y).
+    """
+    g = grad * 2 * torch.relu(y)
+    if mode == "masked":
+        g = g * (out != 0)
+    return g
