@@ -2,9 +2,26 @@
 
     model = elas_compile.apply(model, elas_compile.ELASConfig())
     model = torch.compile(model)
+    schedule = elas_compile.SparsitySchedule(model)   # .step() after each optimizer step
 """
 from elas_compile import ops  # noqa: F401  (registers torch.ops.elas.*)
+from elas_compile.api import apply, elas_mlps
 from elas_compile.config import ELASConfig
+from elas_compile.errors import (AlreadyAppliedError, AlreadyCompiledError, ELASError, NothingMatchedError,
+                                 ShapeError, UnsupportedActivationError)
+from elas_compile.lowrank import LowRankLinear
+from elas_compile.schedule import SparsitySchedule
 
 __version__ = "0.1.0"
-__all__ = ["ELASConfig", "ops", "__version__"]
+__all__ = [
+    "apply", "elas_mlps", "explain", "ELASConfig", "SparsitySchedule", "LowRankLinear", "ELASError",
+    "AlreadyAppliedError", "AlreadyCompiledError", "NothingMatchedError", "ShapeError",
+    "UnsupportedActivationError", "__version__",
+]
+
+
+def explain(model):
+    """A printable report of what :func:`apply` did to ``model`` (see elas_compile.explain)."""
+    from elas_compile.explain import explain as _explain
+
+    return _explain(model)
