@@ -1,0 +1,65 @@
+"""explain(model): what apply() rewrote, with parameter and FLOP counts and one block's graph."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch.nn as nn
+
+from elas_compile.accounting import linear_numbers, mlp_numbers
+from elas_compile.lowrank import LowRankLinear
+from elas_compile.passes.rewrite_mlp import ELASMLP
+
+_COLS = ("params_before", "params_after", "flops_before", "flops_after", "flops_after_24")
+
+
+@dataclass
+class Report:
+    """Printable report; ``rows`` holds one dict per rewritten module, ``totals`` their sums."""
+
+    rows: list = field(default_factory=list)
+    totals: dict = field(default_factory=dict)
+    model_params: int = 0
+    graph_code: str = ""
+
+    def __str__(self) -> str:
+        head = f"{'module':<40} {'kind':<16} {'params before':>14} {'after':>12} {'FLOPs/token before':>19} {'after':>12} {'after (2:4)':>12}"
+        lines = ["elas_compile.explain: rewritten modules", head, "-" * len(head)]
+        for row in self.rows + [dict(self.totals, path="TOTAL", kind="")]:
+            lines.append(f"{row['path']:<40} {row['kind']:<16} {row['params_before']:>14,} {row['params_after']:>12,} "
+                         f"{row['flops_before']:>19,} {row['flops_after']:>12,} {row['flops_after_24']:>12,}")
+        lines.append(f"model parameters now: {self.model_params:,} "
+                     f"(rewritten modules: {self.totals['params_before']:,} -> {self.totals['params_after']:,})")
+        lines += ["", "graph of the first ELAS MLP (print(module.code)):", self.graph_code.strip()]
+        return "\n".join(lines)
+
+
+def _real_count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def explain(model: nn.Module) -> Report:
+    """Report each rewritten module: parameters and FLOPs per token before/after (from the symbolic
+    formulas in elas_compile.accounting, each checked against the module's real parameter count)."""
+    report = Report(model_params=_real_count(model))
+    for path, module in model.named_modules():
+        if isinstance(module, ELASMLP):
+            info = module.elas_info
+            nums = mlp_numbers(info)
+            kind = f"mlp/{info['kind']}"
+            report.graph_code = report.graph_code or module.code
+        elif isinstance(module, LowRankLinear) and not any(
+            path.startswith(r["path"] + ".") for r in report.rows
+        ):
+            nums = linear_numbers(module.in_features, module.out_features, module.rank)
+            kind = "linear"
+        else:
+            continue
+        real = _real_count(module)
+        if real != nums["params_after"]:
+            raise AssertionError(f"explain: formula gives {nums['params_after']} parameters for '{path}', "
+                                 f"the module has {real}: the accounting is out of date")
+        report.rows.append(dict(nums, path=path, kind=kind))
+    if not report.rows:
+        raise ValueError("explain(): the model holds no module rewritten by elas_compile.apply")
+    report.totals = {c: sum(r[c] for r in report.rows) for c in _COLS}
+    return report
