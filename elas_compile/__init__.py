@@ -10,6 +10,7 @@ from elas_compile.config import ELASConfig
 from elas_compile.errors import (AlreadyAppliedError, AlreadyCompiledError, ELASError, NothingMatchedError,
                                  ShapeError, UnsupportedActivationError)
 from elas_compile.lowrank import LowRankLinear
+from elas_compile.report import explain
 from elas_compile.schedule import SparsitySchedule
 
 __version__ = "0.1.0"
@@ -18,10 +19,3 @@ __all__ = [
     "AlreadyAppliedError", "AlreadyCompiledError", "NothingMatchedError", "ShapeError",
     "UnsupportedActivationError", "__version__",
 ]
-
-
-def explain(model):
-    """A printable report of what :func:`apply` did to ``model`` (see elas_compile.explain)."""
-    from elas_compile.explain import explain as _explain
-
-    return _explain(model)

@@ -1,0 +1,147 @@
+"""The options of ``elas-compile train`` and how they are resolved (preset defaults, resume)."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from elas_compile.train.errors import TrainError
+from elas_compile.train.presets import DEFAULT_PRESET, PRESETS, get_preset
+from elas_compile.train.variant import BASELINES
+
+# Options a resumed run may change: they do not alter the training trajectory.
+RESUME_OVERRIDABLE = {"stop_at", "eval_every", "save_every", "progress", "compare", "device",
+                      "compile", "resume", "overwrite", "out", "eval_batches"}
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--preset", default=DEFAULT_PRESET, metavar="NAME",
+                   help=f"model size and training defaults: {', '.join(PRESETS)} (default {DEFAULT_PRESET})")
+    g.add_argument("--model-config", metavar="JSON|NAME",
+                   help="a transformers config JSON file, or a config name available locally (overrides "
+                        "the preset's architecture; the vocabulary comes from the tokenizer)")
+    g = p.add_argument_group("ELAS variant")
+    g.add_argument("--baseline", choices=BASELINES,
+                   help="train without ELAS: full = the model as built (full-rank SwiGLU), "
+                        "lowrank = dense low-rank ReLU² (ELASConfig(sparsity=False))")
+    g.add_argument("--backward", choices=("masked", "ste"), default="masked", help="gradient of the 2:4 step")
+    g.add_argument("--rank", metavar="R", help="rank: an int, or a ratio of the hidden size (default 0.25)")
+    g.add_argument("--attention", action="store_true", help="factorize the attention projections too")
+    g.add_argument("--dense-warmup-steps", type=int, metavar="N",
+                   help="dense steps before 2:4 sparsity starts (default min(1000, steps/10))")
+    g = p.add_argument_group("data")
+    g.add_argument("--data", nargs="+", metavar="FILE",
+                   help="text files to train on (default: the embedded Python-documentation corpus)")
+    g.add_argument("--hf-dataset", metavar="NAME", help="stream a Hugging Face dataset (needs `datasets`)")
+    g.add_argument("--hf-config", metavar="NAME", help="the dataset's configuration (e.g. en for allenai/c4)")
+    g.add_argument("--hf-split", default="train", metavar="SPLIT")
+    g.add_argument("--hf-text-field", default="text", metavar="FIELD")
+    g.add_argument("--hf-data-files", nargs="+", metavar="FILE", help="local files for builders like json/text")
+    g.add_argument("--hf-max-chars", type=int, default=50_000_000, metavar="N",
+                   help="stop streaming after this many characters (default 50M)")
+    g.add_argument("--tokenizer", metavar="PATH",
+                   help="a tokenizer.json or a local transformers tokenizer (default: a BPE trained "
+                        "on the corpus and cached)")
+    g.add_argument("--vocab-size", type=int, metavar="N", help="BPE vocabulary size (default: the preset's)")
+    g.add_argument("--val-fraction", type=float, default=0.1, metavar="F",
+                   help="the held-out tail of the corpus (default 0.1)")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--steps", type=int, metavar="N", help="optimizer steps (default: the preset's)")
+    g.add_argument("--batch-size", type=int, metavar="B", help="sequences per step (default: the preset's)")
+    g.add_argument("--seq-len", type=int, metavar="T", help="tokens per sequence (default: the preset's)")
+    g.add_argument("--lr", type=float, help="peak learning rate (default: the preset's)")
+    g.add_argument("--min-lr-ratio", type=float, default=0.1, help="final LR / peak LR of the cosine")
+    g.add_argument("--warmup-steps", type=int, metavar="N", help="LR warm-up steps (default 10%% of --steps)")
+    g.add_argument("--weight-decay", type=float, default=0.0)
+    g.add_argument("--beta1", type=float, default=0.9)
+    g.add_argument("--beta2", type=float, default=0.95)
+    g.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm (0: off)")
+    g.add_argument("--seed", type=int, default=0)
+    g = p.add_argument_group("run")
+    g.add_argument("--out", metavar="DIR", help="run folder (default runs/<name>)")
+    g.add_argument("--name", help="run name (default <preset>-<variant>)")
+    g.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
+    g.add_argument("--overwrite", action="store_true", help="start over in a run folder that holds a run")
+    g.add_argument("--stop-at", type=int, metavar="STEP", help="save a checkpoint and stop at this step")
+    g.add_argument("--eval-every", type=int, metavar="N", help="validate every N steps (default: the preset's)")
+    g.add_argument("--eval-batches", type=int, default=8, metavar="N", help="validation batches (default 8)")
+    g.add_argument("--save-every", type=int, metavar="N",
+                   help="checkpoint every N steps (default: --eval-every; 0: only at the end)")
+    g.add_argument("--compare", nargs="+", metavar="RUN_DIR", help="overlay these runs in loss.png")
+    g.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
+    g.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"),
+                   help="auto: bf16 autocast on GPU, fp32 on CPU")
+    g.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="torch.compile the model (default: on with CUDA, off on CPU)")
+    g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                   help="show the progress bar (default on)")
+
+
+def resolve(opts: Dict[str, Any]) -> Dict[str, Any]:
+    """Fill the defaults that depend on the preset and on other options."""
+    o = dict(opts)
+    preset = get_preset(o["preset"])
+    for key, attr in (("steps", "steps"), ("batch_size", "batch_size"), ("seq_len", "seq_len"),
+                      ("lr", "lr"), ("eval_every", "eval_every"), ("vocab_size", "vocab_size")):
+        if o.get(key) is None:
+            o[key] = getattr(preset, attr)
+    for key in ("steps", "batch_size", "seq_len"):
+        if o[key] < 1:
+            raise TrainError(f"--{key.replace('_', '-')} must be >= 1, got {o[key]}")
+    if o["lr"] <= 0:
+        raise TrainError(f"--lr must be > 0, got {o['lr']}")
+    if o.get("warmup_steps") is None:
+        o["warmup_steps"] = max(1, o["steps"] // 10)
+    if o.get("dense_warmup_steps") is None:
+        o["dense_warmup_steps"] = min(1000, o["steps"] // 10)
+    if o["dense_warmup_steps"] < 0:
+        raise TrainError("--dense-warmup-steps must be >= 0")
+    if o.get("save_every") is None:
+        o["save_every"] = o["eval_every"]
+    if o["data"] and o["hf_dataset"]:
+        raise TrainError("use either --data or --hf-dataset, not both")
+    if o["baseline"] == "full" and (o["attention"] or o["rank"] is not None):
+        raise TrainError("--baseline full trains the unmodified model: drop --attention/--rank")
+    if not o.get("name"):
+        arch = Path(o["model_config"]).stem if o.get("model_config") else o["preset"]
+        from elas_compile.train.variant import Variant
+
+        base = Variant(baseline=o["baseline"], backward=o["backward"], attention=o["attention"]).name
+        o["name"] = f"{arch}-{base}"
+    if not o.get("out"):
+        o["out"] = str(Path("runs") / o["name"])
+    return o
+
+
+def merge_for_resume(saved: Dict[str, Any], explicit: Dict[str, Any]) -> Dict[str, Any]:
+    """The options of a resumed run: the saved ones, plus the few that may change."""
+    merged = dict(saved)
+    for key, value in explicit.items():
+        if key in RESUME_OVERRIDABLE:
+            merged[key] = value
+        elif saved.get(key) != value:
+            flag = "--" + key.replace("_", "-")
+            raise TrainError(
+                f"{flag} differs from the run being resumed ({saved.get(key)!r} there, {value!r} now); "
+                f"drop it, or start a new run with another --out"
+            )
+    return merged
+
+
+def read_saved_options(run_dir: Path) -> Optional[Dict[str, Any]]:
+    path = run_dir / "run.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))["options"]
+    except (ValueError, KeyError) as e:
+        raise TrainError(f"cannot read {path}: {e}") from None
+
+
+def run_files(run_dir: Path) -> List[Path]:
+    """Files a run writes (removed by --overwrite; nothing else in the folder is touched)."""
+    names = ["run.json", "metrics.csv", "metrics.json", "loss.png", "explain.txt", "tokenizer.json",
+             "tokenizer", "checkpoint", "checkpoint.tmp", "checkpoint.old"]
+    return [run_dir / n for n in names]

@@ -1,0 +1,91 @@
+"""Where and how a run executes: device, precision, compile, process rank, RNG state.
+
+Everything rank-dependent goes through :class:`Runtime`, so a later ``--parallel ddp|fsdp``
+only has to build one with ``rank``/``world_size`` from torch.distributed: logging, plots and
+checkpoints already happen on ``is_main`` only and the sampler already shards by rank.
+"""
+from __future__ import annotations
+
+import contextlib
+import random
+from dataclasses import dataclass
+from typing import Dict, Optional
+
+import torch
+
+from elas_compile.train.errors import TrainError
+
+
+@dataclass
+class Runtime:
+    device: torch.device
+    amp_dtype: Optional[torch.dtype]  # bf16 autocast on GPU, None = fp32
+    compile: bool
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def synchronize(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def describe(self) -> str:
+        prec = "bf16 autocast" if self.amp_dtype == torch.bfloat16 else "fp32"
+        comp = "torch.compile" if self.compile else "eager"
+        return f"{self.device} ({prec}, {comp})"
+
+
+def make_runtime(device: str = "auto", precision: str = "auto", compile: Optional[bool] = None) -> Runtime:
+    """Resolve the ``--device`` / ``--precision`` / ``--compile`` options.
+
+    Defaults: CUDA when available; bf16 autocast on CUDA, fp32 on CPU; ``torch.compile`` on CUDA
+    and off on CPU (compiling the tiny model on a 2-core CPU costs over a minute and gains nothing).
+    """
+    if device == "auto":
+        dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        try:
+            dev = torch.device(device)
+        except RuntimeError:
+            raise TrainError(f"unknown --device {device!r}; use auto, cpu, cuda or cuda:N") from None
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise TrainError("--device cuda was asked for but no CUDA GPU is available")
+    if precision == "auto":
+        precision = "bf16" if dev.type == "cuda" else "fp32"
+    if precision not in ("bf16", "fp32"):
+        raise TrainError(f"unknown --precision {precision!r}; use auto, bf16 or fp32")
+    amp = torch.bfloat16 if precision == "bf16" else None
+    if compile is None:
+        compile = dev.type == "cuda"
+    return Runtime(device=dev, amp_dtype=amp, compile=compile)
+
+
+def rng_state() -> Dict[str, object]:
+    """Every RNG a training step may touch (dropout, sampling), for an exact resume."""
+    state: Dict[str, object] = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Dict[str, object]) -> None:
+    torch.set_rng_state(state["torch"])
+    py = state.get("python")
+    if py is not None:
+        random.setstate(_to_tuple(py))
+    if "cuda" in state and torch.cuda.is_available():
+        cuda = list(state["cuda"])
+        if len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda)
+
+
+def _to_tuple(x):
+    return tuple(_to_tuple(v) for v in x) if isinstance(x, (list, tuple)) else x

@@ -1,0 +1,95 @@
+"""Which model a run trains: ELAS, or one of the two baselines, and how it is rewritten.
+
+- ``elas`` (default): :func:`elas_compile.apply` with 2:4 sparsity after a dense warm-up
+  (``--backward masked|ste``).
+- ``--baseline lowrank``: the same rewrite with ``ELASConfig(sparsity=False)``: the dense low-rank
+  squared-ReLU model.
+- ``--baseline full``: the model as built (full-rank SwiGLU), no rewrite.
+
+``--attention`` factorizes the attention projections too; ``--rank`` sets the rank.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Tuple, Union
+
+import torch.nn as nn
+
+from elas_compile.train.errors import TrainError, first_line
+
+BASELINES = ("full", "lowrank")
+
+
+@dataclass(frozen=True)
+class Variant:
+    baseline: Optional[str] = None  # None = ELAS
+    backward: str = "masked"
+    rank: Union[int, float, None] = None  # None = ELASConfig's default
+    attention: bool = False
+    dense_warmup_steps: int = 0
+
+    @property
+    def name(self) -> str:
+        if self.baseline == "full":
+            return "full"
+        base = "lowrank" if self.baseline == "lowrank" else f"elas-{self.backward}"
+        return base + ("-attn" if self.attention else "")
+
+    @property
+    def sparse(self) -> bool:
+        return self.baseline is None
+
+    def elas_config(self):
+        """The :class:`elas_compile.ELASConfig` of this variant (None for the full baseline)."""
+        if self.baseline == "full":
+            return None
+        from elas_compile import ELASConfig
+
+        kwargs = dict(
+            sparsity=self.sparse,
+            backward=self.backward,
+            dense_warmup_steps=self.dense_warmup_steps,
+            targets=("ffn", "attention") if self.attention else ("ffn",),
+        )
+        if self.rank is not None:
+            kwargs["rank"] = self.rank
+        try:
+            return ELASConfig(**kwargs)
+        except ValueError as e:
+            raise TrainError(first_line(e)) from None
+
+
+def parse_rank(text: Optional[str]) -> Union[int, float, None]:
+    """``--rank``: an int (``64``) or a ratio of the hidden size (``0.25``)."""
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        raise TrainError(f"--rank must be an int or a ratio in (0, 1], got {text!r}") from None
+
+
+def rewrite(model: nn.Module, variant: Variant) -> Tuple[nn.Module, object, str]:
+    """Apply the variant to ``model`` (in place). Returns ``(model, schedule, report)``: the
+    :class:`elas_compile.SparsitySchedule` (None unless sparse) and the ``explain`` report."""
+    config = variant.elas_config()
+    if config is None:
+        return model, None, "baseline full: the model is trained as built (full-rank SwiGLU), no ELAS rewrite"
+    import elas_compile
+
+    try:
+        model = elas_compile.apply(model, config)
+    except ValueError as e:  # ELASError is a ValueError: the rewrite cannot handle this model
+        raise TrainError(f"the ELAS rewrite cannot handle this model: {first_line(e)}") from None
+    schedule = None
+    if variant.sparse:
+        schedule = elas_compile.SparsitySchedule(model, warmup_steps=variant.dense_warmup_steps)
+    try:
+        report = str(elas_compile.explain(model))
+    except Exception as e:  # the report is informative only; never fail a run on it
+        report = f"(explain failed: {first_line(e)})"
+    return model, schedule, report
