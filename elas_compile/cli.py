@@ -1,0 +1,128 @@
+"""``elas-compile`` command line: ``train``, ``plot`` and ``bench``.
+
+    elas-compile train                       # llama-tiny, ELAS, embedded corpus, ~1 min on a CPU
+    elas-compile train --baseline full       # the same model without ELAS
+    elas-compile plot runs/a runs/b -o cmp.png
+    elas-compile bench --preset llama-130m
+
+User errors (missing file, unknown preset, a model the rewrite cannot handle, ...) print one line
+on stderr and exit with status 2; no traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+from elas_compile.data import DataError
+from elas_compile.train.errors import TrainError, first_line
+
+PROG = "elas-compile"
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are TrainErrors (one line, no usage dump)."""
+
+    def error(self, message: str):  # noqa: D401
+        raise TrainError(f"{message} (see {self.prog} --help)")
+
+
+def _train_parser(prog: str, suppress: bool = False) -> argparse.ArgumentParser:
+    from elas_compile.train.options import add_train_arguments
+
+    p = _Parser(prog=prog, description="Pre-train a LLaMA-like model with ELAS (or a baseline).")
+    add_train_arguments(p)
+    if suppress:  # a parser that only reports the options given on the command line
+        for action in p._actions:
+            action.default = argparse.SUPPRESS
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description=__doc__.split("\n\n")[0].strip("` "),
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    from elas_compile.train.options import add_train_arguments
+
+    add_train_arguments(sub.add_parser("train", help="pre-train a model (default: llama-tiny, ELAS)",
+                                       description="Pre-train a LLaMA-like model with ELAS (or a baseline)."))
+    plot = sub.add_parser("plot", help="overlay the loss curves of runs in one PNG")
+    plot.add_argument("runs", nargs="+", metavar="RUN_DIR", help="folders of `elas-compile train` runs")
+    plot.add_argument("-o", "--out", default="loss_comparison.png", help="the PNG to write")
+    plot.add_argument("--title", help="figure title")
+    from elas_compile.train.bench import add_bench_arguments
+
+    add_bench_arguments(sub.add_parser("bench", help="training throughput and memory of the ELAS variants"))
+    return parser
+
+
+def cmd_train(ns: argparse.Namespace, argv: List[str]) -> int:
+    from elas_compile.train.loop import train
+    from elas_compile.train.options import merge_for_resume, read_saved_options, resolve
+
+    opts = {k: v for k, v in vars(ns).items() if k != "command"}
+    if opts["resume"]:
+        explicit = vars(_train_parser(f"{PROG} train", suppress=True).parse_args(argv))
+        run_dir = Path(opts["out"] or resolve(opts)["out"])
+        saved = read_saved_options(run_dir)
+        if saved is None:
+            raise TrainError(f"nothing to resume in {run_dir}: no run.json there (pass the run's --out)")
+        opts = merge_for_resume(saved, explicit)
+        opts.update(resume=True, out=str(run_dir))
+    else:
+        opts = resolve(opts)
+    train(opts)
+    return 0
+
+
+def cmd_plot(ns: argparse.Namespace) -> int:
+    from elas_compile.train.plot import plot_runs
+
+    out = plot_runs([Path(r) for r in ns.runs], Path(ns.out), title=ns.title)
+    print(f"wrote {out}")
+    return 0
+
+
+def user_errors() -> tuple:
+    errors = [TrainError, DataError]
+    try:
+        import elas_compile
+
+        err = getattr(elas_compile, "ELASError", None)
+        if isinstance(err, type):
+            errors.append(err)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point of the ``elas-compile`` console script and ``python -m elas_compile``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = argv[0] if argv else None
+    try:
+        try:
+            ns = build_parser().parse_args(argv)
+        except SystemExit as e:  # --help / --version
+            return int(e.code or 0)
+        if ns.command is None:
+            build_parser().print_help()
+            return 2
+        if ns.command == "train":
+            return cmd_train(ns, argv[1:])
+        if ns.command == "plot":
+            return cmd_plot(ns)
+        from elas_compile.train.bench import cmd_bench
+
+        return cmd_bench(ns)
+    except user_errors() as e:
+        from elas_compile.train.loop import Diverged
+
+        where = f"{PROG} {command}" if command in ("train", "plot", "bench") else PROG
+        print(f"{where}: error: {first_line(e)}", file=sys.stderr)
+        return 1 if isinstance(e, Diverged) else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,206 @@
+"""The training loop of ``elas-compile train``.
+
+One step: LR from the step number, the sampler's batch for that step, forward under autocast,
+cross-entropy, backward, gradient clipping, AdamW, then ``SparsitySchedule.step()``. Everything a
+step depends on is a function of the step number or lives in the checkpoint, so a resumed run
+reproduces the straight run's losses exactly.
+"""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import torch
+import torch.nn.functional as F
+
+from elas_compile.data import atomic_write_text
+from elas_compile.train.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
+from elas_compile.train.errors import TrainError
+from elas_compile.train.metrics import MetricsLog
+from elas_compile.train.optim import build_optimizer, lr_at, set_lr
+from elas_compile.train.options import run_files
+from elas_compile.train.runtime import Runtime, make_runtime, rng_state, set_rng_state
+from elas_compile.train.setup import prepare_data, prepare_model
+
+
+class Diverged(TrainError):
+    """The loss became NaN/inf (exit status 1, not a usage error)."""
+
+
+def lm_loss(model, batch: torch.Tensor, runtime: Runtime) -> torch.Tensor:
+    """Mean next-token cross-entropy of a ``[B, T+1]`` batch."""
+    with runtime.autocast():
+        logits = model(input_ids=batch[:, :-1]).logits
+    return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
+
+
+@torch.no_grad()
+def evaluate(model, batches: List[torch.Tensor], runtime: Runtime) -> float:
+    """Token-weighted mean validation loss."""
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for b in batches:
+        b = b.to(runtime.device, non_blocking=True)
+        n = b[:, 1:].numel()
+        total += lm_loss(model, b, runtime).item() * n
+        count += n
+    model.train(was_training)
+    return total / max(count, 1)
+
+
+def prepare_run_dir(o: Dict[str, Any], run_dir: Path) -> None:
+    holds_run = any(p.exists() for p in (run_dir / "run.json", run_dir / "checkpoint", run_dir / "metrics.csv"))
+    if o.get("resume"):
+        return
+    if holds_run and not o.get("overwrite"):
+        raise TrainError(f"{run_dir} already holds a run: pass --resume to continue it, "
+                         f"--overwrite to start over, or choose another --out")
+    if o.get("overwrite"):
+        for p in run_files(run_dir):
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def train(o: Dict[str, Any], runtime: Optional[Runtime] = None, log=print) -> Dict[str, Any]:
+    """Run (or resume) the training described by the resolved options ``o``; returns the summary."""
+    runtime = runtime or make_runtime(o.get("device", "auto"), o.get("precision", "auto"), o.get("compile"))
+    run_dir = Path(o["out"])
+    resume = bool(o.get("resume"))
+    ckpt = find_checkpoint(run_dir) if resume else None
+    if resume and ckpt is None:
+        raise TrainError(f"nothing to resume in {run_dir}: no checkpoint there")
+    if runtime.is_main:
+        prepare_run_dir(o, run_dir)
+
+    data = prepare_data(o, run_dir, resume, runtime.rank, runtime.world_size)
+    bundle = prepare_model(o, data.tokenizer.vocab_size, runtime.device)
+    model, schedule = bundle.model, bundle.schedule
+    optimizer = build_optimizer(model, lr=o["lr"], weight_decay=o["weight_decay"], betas=(o["beta1"], o["beta2"]))
+
+    step, tokens, elapsed = 0, 0, 0.0
+    if ckpt is not None:
+        states, meta = load_checkpoint(ckpt, model)
+        optimizer.load_state_dict(states["optimizer"])
+        if schedule is not None and "sparsity" in states:
+            schedule.load_state_dict(states["sparsity"])
+        set_rng_state(states["rng"])
+        step, tokens, elapsed = meta["step"], meta["tokens"], meta.get("elapsed_s", 0.0)
+    if runtime.is_main:
+        public = {k: v for k, v in o.items() if k not in ("resume", "overwrite", "stop_at")}
+        atomic_write_text(run_dir / "run.json", json.dumps({"options": public}, indent=1))
+        atomic_write_text(run_dir / "explain.txt", bundle.report + "\n")
+        if not resume or not (run_dir / "tokenizer.json").exists():
+            data.tokenizer.save(run_dir)
+    metrics = (MetricsLog.resume(run_dir, o, step) if resume else MetricsLog(run_dir, o)) if runtime.is_main else None
+
+    fwd = torch.compile(model) if runtime.compile else model
+    total = o["steps"]
+    stop = min(total, o.get("stop_at") or total)
+    tok_per_step = o["batch_size"] * o["seq_len"] * runtime.world_size
+    if runtime.is_main:
+        log(f"{o['name']}: {bundle.params / 1e6:.2f}M params ({bundle.params_before / 1e6:.2f}M before the "
+            f"rewrite), {data.source}: {data.split.n_train:,} train / {data.split.n_val:,} val tokens, "
+            f"vocab {data.tokenizer.vocab_size}, {runtime.describe()}, "
+            f"{'resuming at step ' + str(step) if step else 'from scratch'} -> {run_dir}")
+
+    bar = None
+    if runtime.is_main and o.get("progress", True):
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, initial=step, unit="step", dynamic_ncols=True, desc=o["name"])
+    model.train()
+    rate = None
+    last_save = step
+    try:
+        while step < stop:
+            lr = lr_at(step, lr=o["lr"], warmup_steps=o["warmup_steps"], total_steps=total,
+                       min_lr_ratio=o["min_lr_ratio"])
+            set_lr(optimizer, lr)
+            batch = data.sampler.batch(data.split.train, step).to(runtime.device, non_blocking=True)
+            sparse = bool(schedule is not None and schedule.sparse_active)  # this step's mode
+            t0 = time.perf_counter()
+            loss = lm_loss(fwd, batch, runtime)
+            loss.backward()
+            params = [p for g in optimizer.param_groups for p in g["params"]]
+            if o["grad_clip"] > 0:
+                gnorm = float(torch.nn.utils.clip_grad_norm_(params, o["grad_clip"]))
+            else:
+                gnorm = float(torch.linalg.vector_norm(torch.stack(
+                    [p.grad.norm() for p in params if p.grad is not None])))
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            if schedule is not None:
+                schedule.step()
+            loss_v = loss.item()
+            runtime.synchronize()
+            dt = time.perf_counter() - t0
+            elapsed += dt
+            step += 1
+            tokens += tok_per_step
+            if not math.isfinite(loss_v):
+                raise Diverged(f"training diverged at step {step} (loss {loss_v}); try a lower --lr "
+                               f"or a longer --dense-warmup-steps")
+            inst = tok_per_step / max(dt, 1e-9)
+            rate = inst if rate is None else 0.9 * rate + 0.1 * inst
+            row = {"step": step, "tokens": tokens, "lr": lr, "loss": loss_v, "grad_norm": gnorm,
+                   "tokens_per_s": inst, "sparse_active": sparse,
+                   "elapsed_s": elapsed}
+            if (o["eval_every"] and step % o["eval_every"] == 0) or step == total:
+                row["val_loss"] = evaluate(fwd, data.eval, runtime)
+            if metrics is not None:
+                metrics.log(row)
+            if bar is not None:
+                post = {"loss": f"{loss_v:.3f}", "tok/s": f"{rate:,.0f}"}
+                if row.get("val_loss") is not None:
+                    post["val"] = f"{row['val_loss']:.3f}"
+                bar.set_postfix(post, refresh=False)
+                bar.update(1)
+            if (o["save_every"] and step % o["save_every"] == 0) or step == stop:
+                _save(run_dir, model, optimizer, schedule, step, tokens, elapsed, runtime)
+                last_save = step
+    except KeyboardInterrupt:
+        if step > last_save:
+            _save(run_dir, model, optimizer, schedule, step, tokens, elapsed, runtime)
+        raise TrainError(f"interrupted at step {step}; checkpoint saved in {run_dir}, continue with --resume") from None
+    finally:
+        if bar is not None:
+            bar.close()
+
+    summary = {"params": bundle.params, "params_before_rewrite": bundle.params_before,
+               "train_tokens_per_s": tokens / elapsed if elapsed else None, "wall_s": elapsed,
+               "finished": step >= total, "device": runtime.describe()}
+    if metrics is not None:
+        metrics.flush(**summary)
+        summary = dict(metrics.summary)
+        _plot(run_dir, o.get("compare") or [], o["name"], log)
+        ev = metrics.last_eval()
+        val = f", val loss {ev['val_loss']:.4f} (ppl {ev['val_ppl']:.1f})" if ev else ""
+        state = "done" if step >= total else f"stopped at step {step}/{total} (continue with --resume)"
+        last_loss = metrics.rows[-1]["loss"] if metrics.rows else float("nan")
+        log(f"{o['name']}: {state}: loss {last_loss:.4f}{val}, "
+            f"{summary.get('train_tokens_per_s') or 0:,.0f} tok/s; {run_dir}/metrics.csv, loss.png, checkpoint/")
+    return summary
+
+
+def _save(run_dir, model, optimizer, schedule, step, tokens, elapsed, runtime: Runtime) -> None:
+    if not runtime.is_main:
+        return
+    states = {"optimizer": optimizer.state_dict(), "rng": rng_state()}
+    if schedule is not None:
+        states["sparsity"] = schedule.state_dict()
+    save_checkpoint(run_dir, model, states, {"step": step, "tokens": tokens, "elapsed_s": elapsed})
+
+
+def _plot(run_dir: Path, compare: List[str], name: str, log) -> None:
+    from elas_compile.train.plot import plot_runs
+
+    others = [Path(c) for c in compare if Path(c).resolve() != run_dir.resolve()]
+    try:
+        plot_runs([run_dir, *others], run_dir / "loss.png", title=name if not others else None)
+    except TrainError as e:  # a bad --compare folder must not lose the run's results
+        log(f"warning: loss.png not written: {e}")
