@@ -5,6 +5,7 @@
     schedule = elas_compile.SparsitySchedule(model)   # .step() after each optimizer step
 """
 from elas_compile import ops  # noqa: F401  (registers torch.ops.elas.*)
+from elas_compile import fused_ffn  # noqa: F401  (registers the fast FFN op)
 from elas_compile.api import apply, elas_mlps
 from elas_compile.config import ELASConfig
 from elas_compile.errors import (AlreadyAppliedError, AlreadyCompiledError, ELASError, NothingMatchedError,

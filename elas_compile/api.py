@@ -111,6 +111,9 @@ def apply(model: nn.Module, config: ELASConfig = ELASConfig(), *, filter_fn: Opt
     mlp_paths = [p for p, _ in mlp_plan]
     attn_plan = _plan_attention(model, config, mlp_paths, filter_fn) if "attention" in config.targets else []
     _swap(model, mlp_plan + attn_plan)
+    from elas_compile.passes import inductor
+
+    inductor.install()
     model.elas_config = config
     log.info("elas_compile: rewrote %d MLPs and %d attention projections", len(mlp_plan), len(attn_plan))
     return model

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from elas_compile.kernels import reference
+from elas_compile.kernels import triton_ops  # noqa: F401  (compressed-operand ops)
 
 MODES = ("dense", "masked", "ste")
 

@@ -1,0 +1,82 @@
+"""``elas::lowrank_relu2_sparse24_linear``: the fast ELAS FFN middle, one op with its own autograd.
+
+    y   = h @ Uup^T                      (tokens x F, dense GEMM)
+    S   = sparsify24(relu(y) ** 2)       (Triton: written straight into the cuSPARSELt layout)
+    out = S @ Vdown^T                    (cuSPARSELt sparse GEMM, sparse operand first)
+
+Autograd saves the compressed S (values + metadata, 9/16 of a dense bf16 tensor) and the rank-r
+tensors, never a dense tokens x F tensor in ``masked`` mode; ``ste`` must keep y (its gradient
+reaches pruned positions). Backward (masked): dVdown = g^T @ S (S expanded once, transient),
+dS = g @ Vdown, dy = dS * 2 sqrt(S) at kept positions (Triton), dh = dy @ Uup, dUup = dy^T @ h.
+
+The op is a ``triton_op`` so Inductor traces into it: the GEMMs, the Triton kernels and
+``elas::cslt_mm`` all appear in the compiled graph. Token counts that are not a multiple of 128
+are padded with zero rows (relu² of 0 is 0, so the padding never reaches the result).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from elas_compile import cusparselt  # noqa: F401  (registers elas::cslt_mm)
+from elas_compile.kernels.cslt_layout import ROW_ALIGN
+
+_SPARSE_MODES = ("masked", "ste")
+
+
+def _pad_rows(t: torch.Tensor, rows: int) -> torch.Tensor:
+    return t if t.shape[0] == rows else F.pad(t, (0, 0, 0, rows - t.shape[0]))
+
+
+def _padded(m: int) -> int:
+    return -(-m // ROW_ALIGN) * ROW_ALIGN
+
+
+@torch.library.triton_op("elas::lowrank_relu2_sparse24_linear", mutates_args=())
+def lowrank_relu2_sparse24_linear(h: torch.Tensor, w_up_u: torch.Tensor, w_down_v: torch.Tensor,
+                                  mode: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Returns (out, packed S, y-or-empty); only ``out`` is meant for the caller."""
+    if mode not in _SPARSE_MODES:
+        raise ValueError(f"elas.lowrank_relu2_sparse24_linear: mode must be one of {_SPARSE_MODES}, got {mode!r}")
+    r_in, f = w_up_u.shape[1], w_up_u.shape[0]
+    h2 = h.reshape(-1, r_in)
+    m = h2.shape[0]
+    mp = _padded(m)
+    y = _pad_rows(h2, mp) @ w_up_u.t()
+    packed = torch.ops.elas.relu2_sparsify24_compress(y)
+    out = torch.ops.elas.cslt_mm(packed, w_down_v.t(), mp, f)
+    out = out[:m] if mp != m else out
+    saved_y = y if mode == "ste" else y.new_empty(0)
+    return out.reshape(*h.shape[:-1], w_down_v.shape[0]), packed, saved_y
+
+
+def _setup(ctx, inputs, output) -> None:
+    h, w_up_u, w_down_v, mode = inputs
+    _, packed, saved_y = output
+    ctx.mode = mode
+    ctx.save_for_backward(h, w_up_u, w_down_v, packed, saved_y)
+
+
+def _backward(ctx, grad_out, _grad_packed, _grad_y):
+    h, w_up_u, w_down_v, packed, saved_y = ctx.saved_tensors
+    r_in, f = w_up_u.shape[1], w_up_u.shape[0]
+    h2 = h.reshape(-1, r_in)
+    m = h2.shape[0]
+    mp = _padded(m)
+    g = _pad_rows(grad_out.reshape(-1, w_down_v.shape[0]), mp)
+    s = torch.ops.elas.sparse24_decompress(packed, mp, f)
+    grad_w_down_v = g.t() @ s
+    grad_s = g @ w_down_v
+    y = saved_y if ctx.mode == "ste" else None
+    grad_y = torch.ops.elas.relu2_sparsify24_backward(grad_s, packed, y, ctx.mode, mp, f)
+    grad_h = (grad_y @ w_up_u)[:m].reshape(h.shape)
+    grad_w_up_u = grad_y[:m].t() @ h2
+    return grad_h, grad_w_up_u, grad_w_down_v, None
+
+
+lowrank_relu2_sparse24_linear.register_autograd(_backward, setup_context=_setup)
+
+
+def lowrank_relu2_sparse24(h: torch.Tensor, w_up_u: torch.Tensor, w_down_v: torch.Tensor, mode: str) -> torch.Tensor:
+    """sparse24_linear(sparsify24(relu(h @ w_up_u^T) ** 2), w_down_v): the caller-facing output."""
+    return torch.ops.elas.lowrank_relu2_sparse24_linear(h, w_up_u, w_down_v, mode)[0]

@@ -1,0 +1,144 @@
+"""Graph rewrites that put the fast ELAS kernels in place of the readable reference ops.
+
+Works on torch.fx graphs at two levels:
+- pre-grad (Dynamo's torch-level graph, before autograd is traced): the whole
+  ``linear(h, Uup) -> relu -> **2 -> elas.sparsify24 -> elas.sparse24_linear(., Vdown)`` chain
+  becomes ``elas.lowrank_relu2_sparse24_linear`` (Triton + cuSPARSELt, compressed saved
+  activations) when the fast path can run; otherwise ``relu -> **2 -> elas.sparsify24`` becomes
+  ``elas.relu2_sparsify24`` and a one-time warning says why. ``dense``-mode (warm-up) 2:4 ops
+  are removed: the warm-up runs as plain dense ops.
+- post-grad (aten level, inside Inductor): ``aten.relu -> aten.pow(2) -> elas.sparsify24``
+  becomes ``elas.relu2_sparsify24`` (one fused kernel).
+Each rewrite bumps ``torch._dynamo.utils.counters["elas"][name]``.
+"""
+from __future__ import annotations
+
+import operator
+
+import torch
+import torch.fx
+import torch.nn.functional as F
+from torch._dynamo.utils import counters
+
+from elas_compile import fused_ffn  # noqa: F401  (registers elas::lowrank_relu2_sparse24_linear)
+from elas_compile.passes.eligibility import fast_path_blocker, warn_fallback_once
+
+aten = torch.ops.aten
+elas = torch.ops.elas
+_LINEAR = (F.linear, torch._C._nn.linear)
+_RELU = (torch.relu, F.relu, aten.relu.default)
+
+
+def _is(node, targets) -> bool:
+    return isinstance(node, torch.fx.Node) and node.op == "call_function" and node.target in targets
+
+
+def _is_relu(node) -> bool:
+    return _is(node, _RELU) or (isinstance(node, torch.fx.Node) and node.op == "call_method" and node.target == "relu")
+
+
+def _is_square_of(node):
+    """The input x if ``node`` computes x ** 2 (or x * x), else None."""
+    if _is(node, (operator.pow, torch.pow, aten.pow.Tensor_Scalar)) and len(node.args) == 2 and node.args[1] == 2:
+        return node.args[0]
+    if _is(node, (operator.mul, torch.mul, aten.mul.Tensor)) and len(node.args) == 2 and node.args[0] is node.args[1]:
+        return node.args[0]
+    if _is(node, (torch.square, aten.square.default)):
+        return node.args[0]
+    if isinstance(node, torch.fx.Node) and node.op == "call_method" and node.target == "pow" and node.args[1:] == (2,):
+        return node.args[0]
+    return None
+
+
+def _val(node):
+    meta = node.meta if isinstance(node, torch.fx.Node) else {}
+    return meta.get("example_value", meta.get("val"))
+
+
+def _mode_of(node) -> str:
+    return node.args[1] if node.target is elas.sparsify24.default else node.args[2]
+
+
+def _relu2_input(sp):
+    """y if ``sp`` = elas.sparsify24(relu(y) ** 2, mode) with single-use intermediates, else None."""
+    sq = sp.args[0]
+    relu = _is_square_of(sq)
+    if relu is None or not _is_relu(relu) or len(sq.users) != 1:
+        return None
+    return relu.args[0]
+
+
+def _replace(graph, old, target, args, name: str):
+    with graph.inserting_before(old):
+        new = graph.call_function(target, args)
+    new.meta.update(old.meta)
+    old.replace_all_uses_with(new)
+    graph.erase_node(old)
+    counters["elas"][name] += 1
+    return new
+
+
+def _drop_dense(graph) -> None:
+    for node in list(graph.find_nodes(op="call_function", target=elas.sparsify24.default)):
+        if node.args[1] == "dense":
+            node.replace_all_uses_with(node.args[0])
+            graph.erase_node(node)
+            counters["elas"]["dense_sparsify24_removed"] += 1
+    for node in list(graph.find_nodes(op="call_function", target=elas.sparse24_linear.default)):
+        if node.args[2] == "dense":
+            _replace(graph, node, torch._C._nn.linear, (node.args[0], node.args[1]), "dense_sparse24_linear_to_linear")
+
+
+def _fuse_ffn(graph, sp) -> bool:
+    """Rewrite linear -> relu² -> sparsify24 -> sparse24_linear into the fused op if it can run fast."""
+    users = list(sp.users)
+    if len(users) != 1 or not _is(users[0], (elas.sparse24_linear.default,)) or users[0].args[0] is not sp:
+        return False
+    down = users[0]
+    y = _relu2_input(sp)
+    if y is None or not _is(y, _LINEAR) or len(y.users) != 1 or len(y.args) != 2 or y.kwargs.get("bias") is not None:
+        return False
+    relu = sp.args[0].args[0] if _is_square_of(sp.args[0]) is not None else None
+    if relu is None or len(relu.users) != 1:
+        return False
+    h, w_up_u = y.args
+    w_down_v = down.args[1]
+    vals = [_val(n) for n in (y, w_up_u, w_down_v)]
+    if any(v is None for v in vals):
+        return False
+    reason = fast_path_blocker(*vals)
+    if reason is not None:
+        warn_fallback_once(reason)
+        return False
+    with graph.inserting_before(down):
+        fused = graph.call_function(elas.lowrank_relu2_sparse24_linear.default, (h, w_up_u, w_down_v, _mode_of(sp)))
+        out = graph.call_function(operator.getitem, (fused, 0))
+    out.meta.update(down.meta)
+    down.replace_all_uses_with(out)
+    for node in (down, sp, sp.args[0], relu, y):
+        graph.erase_node(node)
+    counters["elas"]["lowrank_relu2_sparse24_linear_fused"] += 1
+    return True
+
+
+def fuse_relu2_sparsify(graph, name: str) -> None:
+    for sp in list(graph.find_nodes(op="call_function", target=elas.sparsify24.default)):
+        y = _relu2_input(sp)
+        if y is None:
+            continue
+        sq = sp.args[0]
+        _replace(graph, sp, elas.relu2_sparsify24.default, (y, sp.args[1]), name)
+        graph.erase_node(sq)
+
+
+def pre_grad_rewrite(graph: torch.fx.Graph) -> None:
+    _drop_dense(graph)
+    for sp in list(graph.find_nodes(op="call_function", target=elas.sparsify24.default)):
+        _fuse_ffn(graph, sp)
+    fuse_relu2_sparsify(graph, "relu2_sparsify24_fused_pre_grad")
+    graph.eliminate_dead_code()
+
+
+def post_grad_rewrite(graph: torch.fx.Graph) -> None:
+    fuse_relu2_sparsify(graph, "relu2_sparsify24_fused_post_grad")
+    graph.eliminate_dead_code()

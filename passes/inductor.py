@@ -1,0 +1,65 @@
+"""Inductor custom passes of elas_compile, installed into ``torch._inductor.config``.
+
+``install()`` appends (never overwrites) our passes to ``pre_grad_custom_pass`` and
+``post_grad_custom_post_pass``: a pass the user already set keeps running, before ours. Each pass
+is a ``CustomGraphPass`` whose ``uuid()`` hashes its source files, so Inductor's FX graph cache
+is invalidated when the pass changes.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+from torch._inductor import config as inductor_config
+from torch._inductor.custom_graph_pass import CustomGraphPass, get_hash_for_files
+
+from elas_compile.passes import fusion
+
+_FILES = tuple(os.path.join(os.path.dirname(__file__), f) for f in ("fusion.py", "eligibility.py", "inductor.py"))
+
+
+class _ELASPass(CustomGraphPass):
+    rewrite = None
+    name = ""
+
+    def __call__(self, graph: torch.fx.Graph) -> None:
+        type(self).rewrite(graph)
+
+    def uuid(self) -> bytes:
+        return get_hash_for_files(_FILES, extra=self.name)
+
+
+class ELASPreGradPass(_ELASPass):
+    """Fuses the readable ELAS FFN ops into the fast op before autograd is traced."""
+
+    rewrite = staticmethod(fusion.pre_grad_rewrite)
+    name = "elas_pre_grad"
+
+
+class ELASPostGradPass(_ELASPass):
+    """Fuses aten relu -> pow(2) -> elas.sparsify24 into elas.relu2_sparsify24."""
+
+    rewrite = staticmethod(fusion.post_grad_rewrite)
+    name = "elas_post_grad"
+
+
+def _chain(option: str, new_pass) -> None:
+    current = getattr(inductor_config, option)
+    passes = [] if current is None else list(current) if isinstance(current, (list, tuple)) else [current]
+    if any(isinstance(p, type(new_pass)) for p in passes):
+        return
+    setattr(inductor_config, option, passes + [new_pass])
+
+
+def install() -> None:
+    """Add the elas_compile passes to Inductor's config (idempotent; existing passes kept)."""
+    _chain("pre_grad_custom_pass", ELASPreGradPass())
+    _chain("post_grad_custom_post_pass", ELASPostGradPass())
+
+
+def uninstall() -> None:
+    for option, cls in (("pre_grad_custom_pass", ELASPreGradPass), ("post_grad_custom_post_pass", ELASPostGradPass)):
+        current = getattr(inductor_config, option)
+        if isinstance(current, (list, tuple)):
+            kept = [p for p in current if not isinstance(p, cls)]
+            setattr(inductor_config, option, kept or None)
