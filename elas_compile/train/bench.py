@@ -54,6 +54,7 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"))
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="torch.compile each variant (default: on with CUDA, off on CPU)")
+    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's)")
     p.add_argument("--out", default="runs/bench", help="folder for bench.csv/json/png (default runs/bench)")
     p.add_argument("--seed", type=int, default=0)
 
@@ -205,7 +206,7 @@ def cmd_bench(ns: argparse.Namespace) -> int:
         raise TrainError("--steps must be >= 1 and --warmup >= 0")
     from elas_compile.train.variant import parse_rank
 
-    rt = make_runtime(ns.device, ns.precision, ns.compile)
+    rt = make_runtime(ns.device, ns.precision, ns.compile, ns.threads)
     print(f"bench on {rt.describe()}: {ns.steps} timed steps after {ns.warmup} warm-up steps")
     rows = run_bench(ns.preset, ns.variants, rt, batch=ns.batch_size, seq=ns.seq_len, vocab=ns.vocab_size,
                      steps=ns.steps, warmup=ns.warmup, rank=parse_rank(ns.rank), seed=ns.seed)

@@ -68,7 +68,8 @@ def prepare_run_dir(o: Dict[str, Any], run_dir: Path) -> None:
 
 def train(o: Dict[str, Any], runtime: Optional[Runtime] = None, log=print) -> Dict[str, Any]:
     """Run (or resume) the training described by the resolved options ``o``; returns the summary."""
-    runtime = runtime or make_runtime(o.get("device", "auto"), o.get("precision", "auto"), o.get("compile"))
+    runtime = runtime or make_runtime(o.get("device", "auto"), o.get("precision", "auto"), o.get("compile"),
+                                      o.get("threads"))
     run_dir = Path(o["out"])
     resume = bool(o.get("resume"))
     ckpt = find_checkpoint(run_dir) if resume else None

@@ -11,7 +11,7 @@ from elas_compile.train.presets import DEFAULT_PRESET, PRESETS, get_preset
 from elas_compile.train.variant import BASELINES
 
 # Options a resumed run may change: they do not alter the training trajectory.
-RESUME_OVERRIDABLE = {"stop_at", "eval_every", "save_every", "progress", "compare", "device",
+RESUME_OVERRIDABLE = {"stop_at", "threads", "eval_every", "save_every", "progress", "compare", "device",
                       "compile", "resume", "overwrite", "out", "eval_batches"}
 
 
@@ -75,6 +75,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="auto: bf16 autocast on GPU, fp32 on CPU")
     g.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="torch.compile the model (default: on with CUDA, off on CPU)")
+    g.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's)")
     g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
                    help="show the progress bar (default on)")
 

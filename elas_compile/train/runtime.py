@@ -43,12 +43,17 @@ class Runtime:
         return f"{self.device} ({prec}, {comp})"
 
 
-def make_runtime(device: str = "auto", precision: str = "auto", compile: Optional[bool] = None) -> Runtime:
+def make_runtime(device: str = "auto", precision: str = "auto", compile: Optional[bool] = None,
+                 threads: Optional[int] = None) -> Runtime:
     """Resolve the ``--device`` / ``--precision`` / ``--compile`` options.
 
     Defaults: CUDA when available; bf16 autocast on CUDA, fp32 on CPU; ``torch.compile`` on CUDA
     and off on CPU (compiling the tiny model on a 2-core CPU costs over a minute and gains nothing).
     """
+    if threads is not None:
+        if threads < 1:
+            raise TrainError(f"--threads must be >= 1, got {threads}")
+        torch.set_num_threads(threads)
     if device == "auto":
         dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     else:

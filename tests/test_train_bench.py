@@ -1,0 +1,53 @@
+"""`elas-compile bench` on CPU: every variant of llama-tiny, and a failing variant is an error row."""
+import csv
+
+import pytest
+import torch
+
+from elas_compile.cli import main
+from elas_compile.train import bench
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # tiny matrices: one thread is as fast, and immune to oversubscription when other jobs run
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_bench_tiny_on_cpu(tmp_path, capsys):
+    out = tmp_path / "bench"
+    assert main(["bench", "--preset", "llama-tiny", "--steps", "2", "--warmup", "1", "--out", str(out)]) == 0
+    rows = list(csv.DictReader(open(out / "bench.csv")))
+    assert [r["variant"] for r in rows] == list(bench.VARIANTS)
+    assert all(r["error"] == "" and float(r["tokens_per_s"]) > 0 for r in rows), rows
+    assert float(rows[0]["speedup_vs_full"]) == pytest.approx(1.0)
+    assert (out / "bench.png").read_bytes()[:4] == b"\x89PNG" and (out / "bench.json").is_file()
+    text = capsys.readouterr().out
+    assert "elas-masked-attn" in text and "tok/s" in text
+
+
+def test_a_failing_variant_is_an_error_row(tmp_path, capsys, monkeypatch):
+    real = bench.bench_one
+
+    def flaky(preset, variant, *a, **k):
+        if variant.name == "elas-ste":
+            raise RuntimeError("CUDA out of memory (simulated)\nmore lines")
+        return real(preset, variant, *a, **k)
+
+    monkeypatch.setattr(bench, "bench_one", flaky)
+    out = tmp_path / "bench"
+    rc = main(["bench", "--preset", "llama-tiny", "--steps", "1", "--warmup", "0", "--batch-size", "2",
+               "--variants", "full", "elas-ste", "elas-masked", "--out", str(out)])
+    assert rc == 0
+    rows = {r["variant"]: r for r in csv.DictReader(open(out / "bench.csv"))}
+    assert rows["elas-ste"]["error"] == "RuntimeError: CUDA out of memory (simulated)"
+    assert rows["elas-masked"]["error"] == "" and float(rows["elas-masked"]["tokens_per_s"]) > 0
+    assert "ERROR" in capsys.readouterr().out
+
+
+def test_bench_bad_variant(capsys):
+    assert main(["bench", "--variants", "turbo"]) == 2
+    assert "unknown variant(s) turbo" in capsys.readouterr().err

@@ -1,0 +1,149 @@
+"""`elas-compile train` / `plot` end to end, baselines, and bad input (one line, exit 2)."""
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from elas_compile.cli import main
+from elas_compile.train.metrics import read_csv
+
+FAST = ["--batch-size", "4", "--seq-len", "32", "--no-progress"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # tiny matrices: one thread is as fast, and immune to oversubscription when other jobs run
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("ELAS_COMPILE_CACHE", str(tmp_path_factory.getbasetemp() / "elas_cache"))
+
+
+@pytest.fixture(scope="module")
+def text_file(tmp_path_factory):
+    from pydoc_data.topics import topics
+
+    path = tmp_path_factory.mktemp("data") / "docs.txt"
+    path.write_text("\n\n".join(topics[k] for k in sorted(topics))[:120_000])
+    return str(path)
+
+
+def small(text_file, *extra):
+    return ["--data", text_file, "--vocab-size", "300", *FAST, *extra]
+
+
+def test_default_tiny_run_end_to_end(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--steps", "6", "--eval-every", "3", "--batch-size", "4", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "tok/s" in captured.err  # the progress bar
+    assert "llama-tiny-elas-masked" in captured.out and "done" in captured.out
+    rows = read_csv(out / "metrics.csv")
+    assert [r["step"] for r in rows] == list(range(1, 7))
+    assert [r["val_loss"] is not None for r in rows] == [False, False, True, False, False, True]
+    assert all(r["sparse_active"] for r in rows)  # default dense warm-up: steps/10 = 0
+    assert rows[-1]["loss"] < rows[0]["loss"] and rows[0]["tokens_per_s"] > 0
+    summary = json.loads((out / "metrics.json").read_text())["summary"]
+    assert summary["steps"] == 6 and summary["final_val_ppl"] > 1 and summary["finished"]
+    assert (out / "loss.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "tokenizer.json").is_file() and "mlp/gated" in (out / "explain.txt").read_text()
+    from safetensors import safe_open
+
+    with safe_open(str(out / "checkpoint" / "model.safetensors"), "pt") as f:
+        keys = list(f.keys())
+    assert any("mlp.up_proj.weight_u" in k for k in keys) and not any("gate_proj" in k for k in keys)
+
+
+@pytest.mark.parametrize("variant,expect_keys,absent_keys,sparse", [
+    (["--baseline", "full"], ["mlp.gate_proj.weight"], ["weight_u"], False),
+    (["--baseline", "lowrank"], ["mlp.up_proj.weight_u"], ["gate_proj"], False),
+    (["--backward", "ste", "--attention", "--rank", "16", "--dense-warmup-steps", "2"],
+     ["self_attn.q_proj.weight_u", "mlp.down_proj.weight_v"], ["gate_proj"], True),
+])
+def test_variants(tmp_path, text_file, variant, expect_keys, absent_keys, sparse):
+    out = tmp_path / "run"
+    assert main(["train", *small(text_file, "--steps", "3", "--out", str(out), *variant)]) == 0
+    from safetensors import safe_open
+
+    with safe_open(str(out / "checkpoint" / "model.safetensors"), "pt") as f:
+        keys = " ".join(f.keys())
+    assert all(k in keys for k in expect_keys) and not any(k in keys for k in absent_keys)
+    rows = read_csv(out / "metrics.csv")
+    assert [r["sparse_active"] for r in rows] == ([False, False, True] if sparse else [False] * 3)
+
+
+def test_compare_overlay_and_plot_command(tmp_path, text_file, capsys):
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert main(["train", *small(text_file, "--steps", "2", "--out", str(a), "--baseline", "full")]) == 0
+    assert main(["train", *small(text_file, "--steps", "2", "--out", str(b), "--compare", str(a))]) == 0
+    assert (b / "loss.png").stat().st_size > 1000
+    png = tmp_path / "cmp.png"
+    assert main(["plot", str(a), str(b), "-o", str(png)]) == 0
+    assert png.read_bytes()[:4] == b"\x89PNG" and "wrote" in capsys.readouterr().out
+
+
+def _one_line_error(capsys, rc, match):
+    err = capsys.readouterr().err.strip()
+    assert rc == 2, err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert err.startswith("elas-compile") and match in err, err
+
+
+@pytest.mark.parametrize("case,match", [
+    ("missing", "data file not found"),
+    ("empty", "is empty"),
+    ("tiny", "too small"),
+    ("preset", "unknown preset 'llama-7b'"),
+    ("relu-gate", "the ELAS rewrite cannot handle this model"),
+    ("bad-json", "not valid JSON"),
+    ("option", "unrecognized arguments: --nope"),
+    ("resume", "nothing to resume"),
+    ("rank", "--rank must be an int"),
+])
+def test_bad_input(tmp_path, text_file, capsys, case, match):
+    f = tmp_path / "f.txt"
+    cfg = tmp_path / "cfg.json"
+    out = ["--out", str(tmp_path / "run")]
+    args = {
+        "missing": ["--data", str(tmp_path / "nope.txt")],
+        "empty": ["--data", str(f)],
+        "tiny": ["--data", str(f), "--vocab-size", "300"],
+        "preset": ["--preset", "llama-7b"],
+        "relu-gate": ["--data", text_file, "--vocab-size", "300", "--model-config", str(cfg)],
+        "bad-json": ["--model-config", str(cfg)],
+        "option": ["--nope"],
+        "resume": ["--resume"],
+        "rank": ["--rank", "big"],
+    }[case]
+    f.write_text("" if case == "empty" else "a few words only")
+    cfg.write_text("{not json" if case == "bad-json" else json.dumps(dict(
+        model_type="llama", hidden_size=64, intermediate_size=128, num_hidden_layers=1,
+        num_attention_heads=4, hidden_act="relu")))
+    _one_line_error(capsys, main(["train", *args, *FAST, "--steps", "1", *out]), match)
+
+
+def test_existing_run_needs_resume_or_overwrite(tmp_path, text_file, capsys):
+    out = ["--out", str(tmp_path / "run")]
+    assert main(["train", *small(text_file, "--steps", "1", *out)]) == 0
+    capsys.readouterr()
+    _one_line_error(capsys, main(["train", *small(text_file, "--steps", "1", *out)]), "already holds a run")
+    assert main(["train", *small(text_file, "--steps", "2", "--overwrite", *out)]) == 0
+    assert len(read_csv(tmp_path / "run" / "metrics.csv")) == 2
+
+
+def test_plot_of_a_folder_without_metrics(tmp_path, capsys):
+    _one_line_error(capsys, main(["plot", str(tmp_path)]), "no metrics.csv")
+
+
+def test_python_dash_m_exit_status(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "elas_compile", "train", "--data", str(tmp_path / "x.txt")],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert "elas-compile train: error: data file not found" in p.stderr
