@@ -71,6 +71,20 @@ def or_reduce(x, axis: tl.constexpr):
 
 
 @triton.jit
+def or_last4(x, USE_REDUCE: tl.constexpr):
+    """Bitwise-or over the last axis (size 4) of a 3-D tensor. Default: reshape + split (builtins;
+    fast under the interpreter, where ``tl.reduce`` calls the combine function per element)."""
+    if USE_REDUCE:
+        out = or_reduce(x, 2)
+    else:
+        a, b = tl.split(tl.reshape(x, [x.shape[0], x.shape[1], 2, 2]))
+        a0, a1 = tl.split(a)
+        b0, b1 = tl.split(b)
+        out = (a0 | a1) | (b0 | b1)
+    return out
+
+
+@triton.jit
 def group_halves(w):
     """Split int64 words (4 packed 16-bit elements) into 4 int32 bit patterns."""
     h0 = (w & 0xFFFF).to(tl.int32)

@@ -18,7 +18,7 @@ import triton.language as tl
 
 from ._triton_compat import kernel_module
 from .cslt_layout import check_cslt_shape, packed_shape, values_numel
-from .triton_bits import group_halves, meta_word_offset, or_reduce, relu2_bits
+from .triton_bits import group_halves, meta_word_offset, or_last4, relu2_bits
 
 # (BLOCK_M, BLOCK_F, num_warps); BLOCK_M | 128, BLOCK_F | 128 so any valid shape is covered.
 FWD_CONFIG = (32, 128, 4)  # on CUDA
@@ -37,6 +37,7 @@ def relu2_sparsify24_compress_kernel(
     IS_BF16: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_F: tl.constexpr,
+    USE_REDUCE: tl.constexpr = False,
 ):
     NC: tl.constexpr = BLOCK_F // 16  # 16-column chunks (one metadata word each) per row
     pid_m = tl.program_id(0)
@@ -84,9 +85,19 @@ def relu2_sparsify24_compress_kernel(
     tl.store(out_ptr.to(tl.pointer_type(tl.int32)) + (r * (F // 4))[:, None, None] + g[None, :, :], vals)
 
     nib = idx0 | (idx1 << 2)
-    word = or_reduce(nib << (4 * k)[None, None, :], 2)  # [BM, NC]
+    word = or_last4(nib << (4 * k)[None, None, :], USE_REDUCE)  # [BM, NC]
     off = meta_word_offset(r[:, None], (c * 16)[None, :], M)
     tl.store(out_ptr.to(tl.pointer_type(tl.int16)) + meta_start + off, word.to(tl.int16))
+
+
+def fit_config(config, rows: int, cols: int):
+    """Halve BLOCK_M / BLOCK_F until they divide rows / cols (both are multiples of 128)."""
+    bm, bf, nw = config
+    while rows % bm:
+        bm //= 2
+    while cols % bf:
+        bf //= 2
+    return bm, bf, nw
 
 
 def _aligned_rows(x: torch.Tensor) -> torch.Tensor:
@@ -99,7 +110,7 @@ def _aligned_rows(x: torch.Tensor) -> torch.Tensor:
 
 
 def relu2_sparsify24_compress(
-    y: torch.Tensor, *, apply_relu2: bool = True, config=None, wrap=None
+    y: torch.Tensor, *, apply_relu2: bool = True, config=None, wrap=None, use_reduce: bool = False
 ) -> torch.Tensor:
     """Compressed 2:4 operand of ``sparsify24(relu(y) ** 2)`` (or of ``sparsify24(y)`` when
     ``apply_relu2`` is false): shape ``(rows, 9 * cols // 16)``, dtype of ``y``, where
@@ -111,7 +122,7 @@ def relu2_sparsify24_compress(
     y2 = _aligned_rows(y)
     out = torch.empty(packed_shape(rows, cols), dtype=y.dtype, device=y.device)
     interpret = y.device.type != "cuda"
-    bm, bf, nw = config or (INTERP_CONFIG if interpret else FWD_CONFIG)
+    bm, bf, nw = fit_config(config or (INTERP_CONFIG if interpret else FWD_CONFIG), rows, cols)
     kern = kernel_module(__name__, interpret).relu2_sparsify24_compress_kernel
     if wrap is not None:
         kern = wrap(kern)
@@ -126,6 +137,7 @@ def relu2_sparsify24_compress(
         IS_BF16=y.dtype == torch.bfloat16,
         BLOCK_M=bm,
         BLOCK_F=bf,
+        USE_REDUCE=use_reduce,
         num_warps=nw,
     )
     return out

@@ -24,7 +24,7 @@ import triton.language as tl
 from ._triton_compat import kernel_module
 from .cslt_layout import check_cslt_shape, packed_shape, values_numel
 from .triton_bits import f32_to_half_bits, group_halves, half_bits_to_f32, meta_word_offset
-from .triton_relu2_sparsify import _aligned_rows
+from .triton_relu2_sparsify import _aligned_rows, fit_config
 
 BWD_CONFIG = (32, 128, 4)  # (BLOCK_M, BLOCK_F, num_warps) on CUDA
 INTERP_CONFIG = (128, 128, 4)  # fewer, larger programs under the interpreter
@@ -136,7 +136,7 @@ def _setup(packed: torch.Tensor, rows: int, cols: int, config):
     if packed.numel() != rows * cols * 9 // 16 or not packed.is_contiguous():
         raise ValueError(f"packed must be a contiguous buffer of {rows * cols * 9 // 16} elements")
     interpret = packed.device.type != "cuda"
-    bm, bf, nw = config or (INTERP_CONFIG if interpret else BWD_CONFIG)
+    bm, bf, nw = fit_config(config or (INTERP_CONFIG if interpret else BWD_CONFIG), rows, cols)
     return kernel_module(__name__, interpret), (rows // bm, cols // bf), dict(BLOCK_M=bm, BLOCK_F=bf, num_warps=nw)
 
 

@@ -1,0 +1,138 @@
+"""Benchmark of the fused relu² + 2:4 + cuSPARSELt-compress kernel and its backward kernels.
+
+For each M x F (bf16): median time (triton.testing.do_bench) of
+  fwd        elas fused forward (relu² -> 2:4 -> compressed buffer)
+  bwd_mask   dense dy1 from dS and the packed buffer (masked, no y)
+  bwd_cmp    masked dy1 written in the compressed layout
+  bwd_ste    dense dy1 = 2 dS relu(y)
+  decomp     packed -> dense pruned S
+  torch      torch's path: relu(y)**2 then SparseSemiStructuredTensorCUSPARSELT.prune_dense_static_sort
+             (which also writes the transposed operand; ``torch_prune`` is the prune alone)
+and each kernel's memory floor: bytes that must be read and written / device copy bandwidth
+(measured in the same run: a 1 GiB device-to-device copy, counting read + write).
+
+    python benchmarks/bench_sparsify.py [--csv PATH] [--shapes 16384x8192,...] [--sweep]
+
+``--sweep`` times several (BLOCK_M, BLOCK_F, num_warps) configurations per kernel first.
+Prints a table last and writes a CSV (default benchmarks/results/bench_sparsify.csv).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import os
+import sys
+
+import torch
+import triton
+from triton.testing import do_bench
+
+from elas_compile.kernels import triton_sparse24_backward as B
+from elas_compile.kernels.triton_relu2_sparsify import relu2_sparsify24_compress
+
+DEFAULT_SHAPES = [(16384, 8192), (32768, 11008), (8192, 4096)]
+
+
+def bench(fn) -> float:
+    return do_bench(fn, warmup=25, rep=100, return_mode="median")
+
+
+def copy_bandwidth() -> float:
+    src = torch.empty(2**29, dtype=torch.bfloat16, device="cuda").normal_()
+    dst = torch.empty_like(src)
+    t = bench(lambda: dst.copy_(src))
+    return 2 * src.numel() * 2 / (t * 1e-3)  # bytes/s, read + write
+
+
+def kernels(y, g, p, m, f, cfg=None, which=None):
+    ks = {
+        "fwd": (lambda: relu2_sparsify24_compress(y, config=cfg), (2 + 9 / 8) * m * f),
+        "bwd_mask": (lambda: B.relu2_sparsify24_backward(g, p, None, "masked", m, f, config=cfg), (2 + 9 / 8 + 2) * m * f),
+        "bwd_cmp": (lambda: B.relu2_sparsify24_backward_compressed(g, p, m, f, config=cfg), (2 + 9 / 8 + 9 / 8) * m * f),
+        "bwd_ste": (lambda: B.relu2_sparsify24_backward(g, p, y, "ste", m, f, config=cfg), 6.0 * m * f),
+        "decomp": (lambda: B.sparse24_decompress(p, m, f, config=cfg), (9 / 8 + 2) * m * f),
+    }
+    return {k: v for k, v in ks.items() if which is None or k in which}
+
+
+def sweep(bw: float, m: int, f: int) -> None:
+    y = torch.randn(m, f, device="cuda", dtype=torch.bfloat16)
+    g = torch.randn_like(y)
+    p = relu2_sparsify24_compress(y)
+    fwd_cfgs = [(16, 128, 2), (16, 128, 4), (32, 64, 4), (32, 128, 4), (32, 128, 8), (32, 256, 4), (32, 256, 8),
+                (64, 64, 4), (64, 128, 4), (64, 128, 8), (64, 256, 8), (128, 64, 4), (128, 128, 8)]
+    bwd_cfgs = [(16, 128, 4), (32, 64, 4), (32, 128, 4), (32, 128, 8), (64, 128, 8), (32, 256, 8)]
+    print(f"sweep {m}x{f}: copy bw {bw / 1e12:.2f} TB/s", flush=True)
+    for cfg in fwd_cfgs:
+        (fn, nbytes), = kernels(y, g, p, m, f, cfg, ["fwd"]).values()
+        t = bench(fn)
+        print(f"  fwd {cfg}: {t * 1e3:8.1f} us  x{t / (nbytes / bw * 1e3):.2f} floor", flush=True)
+    for cfg in [(32, 128, 4), (64, 128, 8)]:
+        t = bench(lambda: relu2_sparsify24_compress(y, config=cfg, use_reduce=True))
+        print(f"  fwd {cfg} use_reduce: {t * 1e3:8.1f} us", flush=True)
+    for cfg in bwd_cfgs:
+        for name, (fn, nbytes) in kernels(y, g, p, m, f, cfg, ["bwd_mask", "bwd_cmp", "bwd_ste", "decomp"]).items():
+            t = bench(fn)
+            print(f"  {name} {cfg}: {t * 1e3:8.1f} us  x{t / (nbytes / bw * 1e3):.2f} floor", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--csv", default=os.path.join(os.path.dirname(__file__), "results", "bench_sparsify.csv"))
+    ap.add_argument("--shapes", default=",".join(f"{m}x{f}" for m, f in DEFAULT_SHAPES))
+    ap.add_argument("--sweep", action="store_true")
+    args = ap.parse_args()
+    shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
+    torch.manual_seed(0)
+    bw = copy_bandwidth()
+    if args.sweep:
+        sweep(bw, *shapes[0])
+    from torch.sparse import SparseSemiStructuredTensorCUSPARSELT as CSLT
+
+    rows = []
+    for m, f in shapes:
+        y = torch.randn(m, f, device="cuda", dtype=torch.bfloat16)
+        g = torch.randn_like(y)
+        p = relu2_sparsify24_compress(y)
+        row = {"M": m, "F": f}
+        for name, (fn, nbytes) in kernels(y, g, p, m, f).items():
+            t = bench(fn)
+            row[f"{name}_ms"] = t
+            row[f"{name}_floor_ms"] = nbytes / bw * 1e3
+        r2 = torch.relu(y) ** 2
+        row["torch_ms"] = bench(lambda: CSLT.prune_dense_static_sort(torch.relu(y) ** 2))
+        row["torch_prune_ms"] = bench(lambda: CSLT.prune_dense_static_sort(r2))
+        rows.append(row)
+        del y, g, p, r2
+        torch.cuda.empty_cache()
+    meta = {
+        "date": datetime.date.today().isoformat(),
+        "device": torch.cuda.get_device_name(),
+        "torch": torch.__version__,
+        "triton": triton.__version__,
+        "copy_TBps": round(bw / 1e12, 3),
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(args.csv)), exist_ok=True)
+    with open(args.csv, "w", newline="") as fh:
+        fh.write("# " + " ".join(f"{k}={v}" for k, v in meta.items()) + "\n")
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
+    print(" ".join(f"{k}={v}" for k, v in meta.items()))
+    names = ["fwd", "bwd_mask", "bwd_cmp", "bwd_ste", "decomp"]
+    hdr = f"{'M x F':>13} | " + " | ".join(f"{n:>17}" for n in names) + " | torch (prune only) | fwd speedup"
+    print("times in ms, (x over memory floor)")
+    print(hdr)
+    for r in rows:
+        cells = [f"{r[n + '_ms']:.3f} (x{r[n + '_ms'] / r[n + '_floor_ms']:.2f})" for n in names]
+        print(
+            f"{r['M']:>6}x{r['F']:<6} | " + " | ".join(f"{c:>17}" for c in cells)
+            + f" | {r['torch_ms']:.3f} ({r['torch_prune_ms']:.3f}) | {r['torch_ms'] / r['fwd_ms']:.2f}x"
+        )
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

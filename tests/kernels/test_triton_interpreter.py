@@ -1,0 +1,94 @@
+"""The Triton kernels, run on CPU tensors under the Triton interpreter, against the references.
+
+The launchers run CPU tensors through interpreted copies of the kernel modules (see
+kernels/_triton_compat.py), so no TRITON_INTERPRET setting is needed here and other test files in
+the same process are unaffected. Shapes are small (CI has two cores).
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+pytest.importorskip("triton")
+
+from elas_compile.kernels import cslt_layout as L  # noqa: E402
+from elas_compile.kernels import reference as R  # noqa: E402
+from elas_compile.kernels import triton_sparse24_backward as B  # noqa: E402
+from elas_compile.kernels.triton_relu2_sparsify import relu2_sparsify24_compress  # noqa: E402
+
+from sparse24_cases import DTYPES, KINDS, bits, make  # noqa: E402
+
+small = st.tuples(st.sampled_from([128, 256]), st.sampled_from([128, 256]))
+cases = dict(shape=small, dtype=st.sampled_from(DTYPES), kind=st.sampled_from(KINDS), seed=st.integers(0, 2**16))
+
+
+@settings(max_examples=15, deadline=None)
+@given(**cases)
+def test_forward_matches_reference(shape, dtype, kind, seed):
+    y = make(kind, *shape, dtype, seed)
+    p = relu2_sparsify24_compress(y)
+    assert p.shape == L.packed_shape(*shape) and p.dtype == dtype
+    assert torch.equal(bits(p), bits(L.relu2_sparsify24_compress_reference(y)))  # values and metadata
+    assert torch.equal(B.sparse24_decompress(p, *shape), R.relu2_sparsify24(y))
+
+
+@settings(max_examples=10, deadline=None)
+@given(**cases)
+def test_sparsify_without_relu2(shape, dtype, kind, seed):
+    x = make(kind, *shape, dtype, seed)
+    p = relu2_sparsify24_compress(x, apply_relu2=False)
+    assert torch.equal(bits(p), bits(L.compress24_reference(x)))
+    assert torch.equal(B.sparse24_decompress(p, *shape), R.sparsify24(x))
+
+
+@settings(max_examples=12, deadline=None)
+@given(**cases)
+def test_backward_matches_reference(shape, dtype, kind, seed):
+    y = make(kind, *shape, dtype, seed)
+    g = make("normal", *shape, dtype, seed + 1)
+    p = relu2_sparsify24_compress(y)
+    out = R.relu2_sparsify24(y)
+    for mode in ("ste", "masked"):
+        assert torch.equal(B.relu2_sparsify24_backward(g, p, y, mode, *shape), R.relu2_sparsify24_backward(g, y, out, mode))
+    d = B.relu2_sparsify24_backward(g, p, None, "masked", *shape)
+    assert torch.equal(d, L.relu2_sparsify24_backward_reference(g, p, None, "masked", *shape))
+    c = B.relu2_sparsify24_backward_compressed(g, p, *shape)
+    assert torch.equal(bits(c), bits(L.relu2_sparsify24_backward_compressed_reference(g, p, *shape)))
+    assert torch.equal(L.decompress24_reference(c, *shape), d)
+
+
+@pytest.mark.parametrize("config", [(32, 64, 4), (16, 128, 4), (128, 256, 4)])
+def test_block_configs(config):
+    y = make("ties", 256, 256, torch.bfloat16, 3)
+    assert torch.equal(bits(relu2_sparsify24_compress(y, config=config)), bits(L.relu2_sparsify24_compress_reference(y)))
+    if config[0] == 128:  # tl.reduce path (slow under the interpreter: one large block only)
+        ref = bits(L.relu2_sparsify24_compress_reference(y))
+        assert torch.equal(bits(relu2_sparsify24_compress(y, config=config, use_reduce=True)), ref)
+    p = L.relu2_sparsify24_compress_reference(y)
+    assert torch.equal(B.sparse24_decompress(p, 256, 256, config=config), R.relu2_sparsify24(y))
+
+
+def test_strided_and_3d_inputs():
+    base = make("normal", 128, 512, torch.float16, 4)
+    y = base[:, 128:384]  # row stride 512, 16-byte aligned
+    assert torch.equal(bits(relu2_sparsify24_compress(y)), bits(L.relu2_sparsify24_compress_reference(y.contiguous())))
+    y = base.reshape(-1)[2:2 + 128 * 256].view(128, 256)  # misaligned start: copied
+    assert torch.equal(bits(relu2_sparsify24_compress(y)), bits(L.relu2_sparsify24_compress_reference(y)))
+    y3 = base[:, :256].contiguous().view(2, 64, 256)
+    g3 = make("normal", 128, 256, torch.float16, 5).view(2, 64, 256)
+    p = relu2_sparsify24_compress(y3)
+    d = B.relu2_sparsify24_backward(g3, p, None, "masked", 128, 256)
+    assert d.shape == g3.shape
+    assert torch.equal(d, L.relu2_sparsify24_backward_reference(g3, p, None, "masked", 128, 256))
+
+
+def test_rejects_bad_shapes():
+    with pytest.raises(ValueError):
+        relu2_sparsify24_compress(torch.zeros(64, 128, dtype=torch.bfloat16))
+    with pytest.raises(ValueError):
+        relu2_sparsify24_compress(torch.zeros(128, 128, dtype=torch.float32))
+    p = L.relu2_sparsify24_compress_reference(torch.zeros(128, 128, dtype=torch.bfloat16))
+    with pytest.raises(ValueError):
+        B.sparse24_decompress(p, 128, 256)
