@@ -4,8 +4,17 @@
     model = torch.compile(model)
     schedule = elas_compile.SparsitySchedule(model)   # .step() after each optimizer step
 """
-from elas_compile import ops  # noqa: F401  (registers torch.ops.elas.*)
-from elas_compile import fused_ffn  # noqa: F401  (registers the fast FFN op)
+import os as _os
+
+# In a source checkout, passes/ and kernels/ sit beside this folder; installs map them to
+# elas_compile.passes / elas_compile.kernels (pyproject). Running from the checkout (cwd on
+# sys.path shadows an editable install's finder), point the package path at them too.
+_root = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
+if _os.path.isfile(_os.path.join(_root, "kernels", "cslt_layout.py")) and _root not in __path__:
+    __path__.append(_root)
+
+from elas_compile import ops  # noqa: E402,F401  (registers torch.ops.elas.*)
+from elas_compile import fused_ffn  # noqa: E402,F401  (registers the fast FFN op)
 from elas_compile.api import apply, elas_mlps
 from elas_compile.config import ELASConfig
 from elas_compile.errors import (AlreadyAppliedError, AlreadyCompiledError, ELASError, NothingMatchedError,

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 
 from elas_compile.config import ELASConfig
-from elas_compile.errors import AlreadyAppliedError, AlreadyCompiledError, NothingMatchedError, ShapeError
+from elas_compile.errors import ELASError, AlreadyAppliedError, AlreadyCompiledError, NothingMatchedError, ShapeError
 from elas_compile.lowrank import LowRankLinear
 from elas_compile.passes.match_mlp import match_mlp
 from elas_compile.passes.rewrite_mlp import ELASMLP, build_elas_mlp
@@ -47,6 +47,11 @@ def _plan_mlps(model: nn.Module, config: ELASConfig, filter_fn: Optional[FilterF
         match = match_mlp(module, path)
         if match is None:
             continue
+        if path == "":
+            raise ELASError(
+                f"apply() got a bare MLP ({type(model).__name__}); it rewrites MLPs inside a model in place. "
+                "Wrap it, e.g. apply(nn.Sequential(mlp)), and use the wrapper."
+            )
         f_new = config.ffn_width(match.intermediate)
         if config.sparsity and f_new % 4 != 0:
             raise ShapeError(

@@ -1,0 +1,104 @@
+"""One FFN block on the GPU: fwd+bwd time, forward time, saved-activation memory, per variant.
+
+    python benchmarks/bench_ffn.py [--tokens 16384] [--csv benchmarks/results/ffn.csv]
+
+Variants (benchmarks/ffn_variants.py): full-rank SwiGLU, low-rank ReLU² dense, low-rank ReLU² with
+torch's 2:4 subclass, and ELAS (elas_compile.apply) in both backward modes; each compiled with
+torch.compile in the default mode and in "reduce-overhead" (CUDA graphs: removes cuSPARSELt's host
+cost). Saved-activation memory is read in the default mode (CUDA graph pools blur it).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(__file__))
+from ffn_variants import variants  # noqa: E402
+
+SHAPES = [(2048, 5504, 512), (1024, 2752, 256)]  # (d, SwiGLU F, rank): 1B-like and 350M-like
+
+
+def bench(fn):
+    from triton.testing import do_bench
+
+    return do_bench(fn, warmup=25, rep=200, return_mode="median")
+
+
+def measure(name, make, x, gy, mode):
+    torch.manual_seed(0)
+    mod = make().to("cuda", torch.bfloat16)
+    m = torch.compile(mod, mode=mode) if mode != "default" else torch.compile(mod)
+    mark = torch.compiler.cudagraph_mark_step_begin
+    params = list(mod.parameters())
+
+    def step():  # grads set to None each step, as zero_grad() does: CUDA graphs reuse their outputs
+        for p_ in params:
+            p_.grad = None
+        x.grad = None
+        mark()
+        m(x).backward(gy)
+
+    def fwd():
+        mark()
+        with torch.no_grad():
+            return m(x)
+
+    row = {"variant": name, "mode": mode}
+    try:
+        for _ in range(3):
+            step()
+            fwd()
+        torch.cuda.synchronize()
+        row["fwd_bwd_ms"] = round(bench(step), 4)
+        row["fwd_ms"] = round(bench(fwd), 4)
+        if mode == "default":
+            x.grad = None
+            torch.cuda.synchronize()
+            base = torch.cuda.memory_allocated()
+            out = m(x)
+            row["saved_MiB"] = round((torch.cuda.memory_allocated() - base - out.numel() * out.element_size()) / 2**20, 1)
+            del out
+    except Exception as e:  # one failing variant is a row, not a crash
+        row["error"] = repr(e)[:300]
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--tokens", type=int, default=16384)
+    p.add_argument("--modes", default="default,reduce-overhead")
+    p.add_argument("--only", default="", help="comma-separated variant names")
+    p.add_argument("--csv", default="benchmarks/results/ffn.csv")
+    args = p.parse_args(argv)
+    if not torch.cuda.is_available():
+        sys.exit("bench_ffn needs a CUDA GPU")
+    rows = []
+    for d, f_sw, r in SHAPES:
+        x = torch.randn(args.tokens, d, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+        gy = torch.randn(args.tokens, d, device="cuda", dtype=torch.bfloat16)
+        for name, make in variants(d, f_sw, r).items():
+            if args.only and name not in args.only.split(","):
+                continue
+            for mode in args.modes.split(","):
+                rows.append(dict(measure(name, make, x, gy, mode), d=d, f_swiglu=f_sw, rank=r, tokens=args.tokens))
+                torch._dynamo.reset()
+    os.makedirs(os.path.dirname(args.csv) or ".", exist_ok=True)
+    keys = ["d", "f_swiglu", "rank", "tokens", "variant", "mode", "fwd_bwd_ms", "fwd_ms", "saved_MiB", "error"]
+    with open(args.csv, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+    print(f"\n{'d':>5} {'variant':<24} {'mode':<16} {'fwd+bwd ms':>10} {'fwd ms':>8} {'saved MiB':>10}")
+    for r_ in rows:
+        print(f"{r_['d']:>5} {r_['variant']:<24} {r_['mode']:<16} {r_.get('fwd_bwd_ms', 'ERR'):>10} "
+              f"{r_.get('fwd_ms', ''):>8} {r_.get('saved_MiB', ''):>10}")
+
+
+if __name__ == "__main__":
+    main()
