@@ -112,7 +112,10 @@ def _cleanup(rt: Runtime) -> None:
 
 
 def run_bench(presets: List[str], variants: List[str], rt: Runtime, *, batch: Optional[int], seq: Optional[int],
-              vocab: Optional[int], steps: int, warmup: int, rank=None, seed: int = 0, log=print) -> List[Dict]:
+              vocab: Optional[int], steps: int, warmup: int, rank=None, seed: int = 0, log=print,
+              on_row=None) -> List[Dict]:
+    """Measure every (preset, variant); ``on_row(rows)`` is called after each (partial results
+    survive a run cut short)."""
     rows = []
     for preset in presets:
         p = get_preset(preset)
@@ -130,6 +133,8 @@ def run_bench(presets: List[str], variants: List[str], rt: Runtime, *, batch: Op
                 _cleanup(rt)
             rows.append(row)
             log(_format_row(row))
+            if on_row is not None:
+                on_row(rows)
         full = next((r for r in rows if r["preset"] == preset and r["variant"] == "full"
                      and r.get("tokens_per_s")), None)
         for r in rows:
@@ -160,14 +165,15 @@ def table(rows: List[Dict]) -> str:
     return "\n".join(lines)
 
 
-def write_outputs(rows: List[Dict], out: Path, meta: Dict) -> None:
+def write_outputs(rows: List[Dict], out: Path, meta: Dict, plot: bool = True) -> None:
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "bench.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
     (out / "bench.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1), encoding="utf-8")
-    plot_bench(rows, out / "bench.png", meta.get("device", ""))
+    if plot:
+        plot_bench(rows, out / "bench.png", meta.get("device", ""))
 
 
 def plot_bench(rows: List[Dict], path: Path, device: str) -> None:
@@ -208,13 +214,14 @@ def cmd_bench(ns: argparse.Namespace) -> int:
 
     rt = make_runtime(ns.device, ns.precision, ns.compile, ns.threads)
     print(f"bench on {rt.describe()}: {ns.steps} timed steps after {ns.warmup} warm-up steps")
-    rows = run_bench(ns.preset, ns.variants, rt, batch=ns.batch_size, seq=ns.seq_len, vocab=ns.vocab_size,
-                     steps=ns.steps, warmup=ns.warmup, rank=parse_rank(ns.rank), seed=ns.seed)
-    print(table(rows))
     out = Path(ns.out)
     meta = {"device": rt.describe(), "torch": torch.__version__, "steps": ns.steps, "warmup": ns.warmup}
     if rt.device.type == "cuda":
         meta["gpu"] = torch.cuda.get_device_name(rt.device)
+    rows = run_bench(ns.preset, ns.variants, rt, batch=ns.batch_size, seq=ns.seq_len, vocab=ns.vocab_size,
+                     steps=ns.steps, warmup=ns.warmup, rank=parse_rank(ns.rank), seed=ns.seed,
+                     on_row=lambda rows: write_outputs(rows, out, meta, plot=False))
+    print(table(rows))
     write_outputs(rows, out, meta)
     print(f"wrote {out}/bench.csv, bench.json, bench.png")
     return 0

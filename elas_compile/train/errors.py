@@ -9,6 +9,13 @@ class TrainError(ValueError):
 
 
 def first_line(e: BaseException) -> str:
-    """The first line of an exception's message (or its type name when it has none)."""
-    s = str(e).strip()
-    return s.splitlines()[0] if s else type(e).__name__
+    """The first line of an exception's message (or its type name when it has none).
+
+    A first line that only introduces the next (``backend='inductor' raised:``) gets the next
+    line appended, so the one line still says what went wrong."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    if not lines:
+        return type(e).__name__
+    if lines[0].endswith(":") and len(lines) > 1:
+        return f"{lines[0]} {lines[1]}"
+    return lines[0]

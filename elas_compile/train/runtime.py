@@ -63,6 +63,8 @@ def make_runtime(device: str = "auto", precision: str = "auto", compile: Optiona
             raise TrainError(f"unknown --device {device!r}; use auto, cpu, cuda or cuda:N") from None
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise TrainError("--device cuda was asked for but no CUDA GPU is available")
+    if dev.type == "cuda":
+        torch.set_float32_matmul_precision("high")  # fp32 matmuls outside autocast on tensor cores
     if precision == "auto":
         precision = "bf16" if dev.type == "cuda" else "fp32"
     if precision not in ("bf16", "fp32"):
