@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple  # noqa: F401
 
 from elas_compile.train.errors import TrainError
 from elas_compile.train.metrics import read_csv
@@ -33,11 +33,17 @@ def load_curves(run_dir: Path) -> Tuple[List[Dict], str]:
     return rows, run_label(Path(run_dir))
 
 
-def ema(values: Sequence[float], alpha: float) -> List[float]:
-    out, acc = [], None
+def smooth(values: Sequence[float], window: int) -> List[float]:
+    """Centred moving average (no lag, unlike an EMA); the window shrinks at the ends."""
+    half = max(0, window // 2)
+    prefix = [0.0]
     for v in values:
-        acc = v if acc is None else alpha * acc + (1 - alpha) * v
-        out.append(acc)
+        prefix.append(prefix[-1] + v)
+    n = len(values)
+    out = []
+    for i in range(n):
+        lo, hi = max(0, i - half), min(n, i + half + 1)
+        out.append((prefix[hi] - prefix[lo]) / (hi - lo))
     return out
 
 
@@ -51,20 +57,18 @@ def plot_runs(run_dirs: Sequence[Path], out_png: Path, title: Optional[str] = No
     if not run_dirs:
         raise TrainError("plot needs at least one run folder")
     curves = [load_curves(Path(d)) for d in run_dirs]
+    names = [label for _, label in curves]
+    curves = [(rows, f"{label} [{Path(d).name}]" if names.count(label) > 1 else label)
+              for (rows, label), d in zip(curves, run_dirs)]
     fig, (ax_train, ax_val) = plt.subplots(1, 2, figsize=(12, 4.5))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    labels_seen: Dict[str, int] = {}
     for i, (rows, label) in enumerate(curves):
-        n = labels_seen[label] = labels_seen.get(label, 0) + 1
-        if n > 1:
-            label = f"{label} ({n})"
         color = colors[i % len(colors)]
         steps = [r["step"] for r in rows if r.get("loss") is not None]
         losses = [r["loss"] for r in rows if r.get("loss") is not None]
         if steps:
-            alpha = min(0.98, max(0.0, 1 - 10 / max(len(steps), 1)))
             ax_train.plot(steps, losses, color=color, alpha=0.2, linewidth=0.8)
-            ax_train.plot(steps, ema(losses, alpha), color=color, label=label, linewidth=1.6)
+            ax_train.plot(steps, smooth(losses, len(losses) // 25), color=color, label=label, linewidth=1.6)
         ev = [(r["step"], r["val_loss"]) for r in rows if r.get("val_loss") is not None]
         if ev:
             ax_val.plot(*zip(*ev), marker="o", markersize=3, color=color, label=label)
