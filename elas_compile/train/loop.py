@@ -54,13 +54,16 @@ def evaluate(model, batches: List[torch.Tensor], runtime: Runtime) -> float:
 
 
 def prepare_run_dir(o: Dict[str, Any], run_dir: Path) -> None:
-    holds_run = any(p.exists() for p in (run_dir / "run.json", run_dir / "checkpoint", run_dir / "metrics.csv"))
+    # a run that never finished a step (e.g. a crash at start-up) does not count
+    metrics = run_dir / "metrics.csv"
+    holds_run = find_checkpoint(run_dir) is not None or (
+        metrics.is_file() and len(metrics.read_text(encoding="utf-8").splitlines()) > 1)
     if o.get("resume"):
         return
     if holds_run and not o.get("overwrite"):
         raise TrainError(f"{run_dir} already holds a run: pass --resume to continue it, "
                          f"--overwrite to start over, or choose another --out")
-    if o.get("overwrite"):
+    if o.get("overwrite") or not holds_run:
         for p in run_files(run_dir):
             shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -25,7 +25,7 @@ class Data:
     source: str
 
 
-def load_documents(o: Dict[str, Any]) -> (List[str], str):
+def load_documents(o: Dict[str, Any]) -> Tuple[List[str], str]:
     """The corpus of a run and a short description of where it came from."""
     if o.get("data"):
         return read_text_files(o["data"]), f"{len(o['data'])} file(s)"
