@@ -40,8 +40,9 @@ def _train_parser(prog: str, suppress: bool = False) -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description=__doc__.split("\n\n")[0].strip("` "),
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter,
+                     description="Pre-train LLaMA-like models with ELAS, plot runs, benchmark the variants.",
+                     epilog="examples:\n" + __doc__.split("\n\n")[1] + "\n\nSee docs/train.md.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     from elas_compile.train.options import add_train_arguments
 
