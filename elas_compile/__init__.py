@@ -15,6 +15,7 @@ if _os.path.isfile(_os.path.join(_root, "kernels", "cslt_layout.py")) and _root 
 
 from elas_compile import ops  # noqa: E402,F401  (registers torch.ops.elas.*)
 from elas_compile import fused_ffn  # noqa: E402,F401  (registers the fast FFN op)
+from elas_compile import autocast  # noqa: E402,F401  (autocast rules of the elas ops)
 from elas_compile.api import apply, elas_mlps
 from elas_compile.config import ELASConfig
 from elas_compile.errors import (AlreadyAppliedError, AlreadyCompiledError, ELASError, NothingMatchedError,

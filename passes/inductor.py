@@ -1,6 +1,6 @@
 """Inductor custom passes of elas_compile, installed into ``torch._inductor.config``.
 
-``install()`` appends (never overwrites) our passes to ``pre_grad_custom_pass`` and
+``install()`` chains (never overwrites) our passes to ``pre_grad_custom_pass`` and
 ``post_grad_custom_post_pass``: a pass the user already set keeps running, before ours. Each pass
 is a ``CustomGraphPass`` whose ``uuid()`` hashes its source files, so Inductor's FX graph cache
 is invalidated when the pass changes.
@@ -43,12 +43,42 @@ class ELASPostGradPass(_ELASPass):
     name = "elas_post_grad"
 
 
+class ChainedPass(CustomGraphPass):
+    """Runs several passes in order (torch 2.11 takes one callable per option, not a list).
+    Its uuid combines theirs; a plain function without uuid() gets its qualified name."""
+
+    def __init__(self, passes) -> None:
+        self.passes = list(passes)
+
+    def __call__(self, graph: torch.fx.Graph) -> None:
+        for p in self.passes:
+            p(graph)
+
+    def uuid(self) -> bytes:
+        import hashlib
+
+        h = hashlib.sha256()
+        for p in self.passes:
+            u = p.uuid() if hasattr(p, "uuid") else f"{getattr(p, '__module__', '')}.{getattr(p, '__qualname__', p)}"
+            h.update(repr(u).encode())
+        return h.digest()
+
+
+def _flatten(current) -> list:
+    if current is None:
+        return []
+    if isinstance(current, ChainedPass):
+        return list(current.passes)
+    if isinstance(current, (list, tuple)):
+        return [q for p in current for q in _flatten(p)]
+    return [current]
+
+
 def _chain(option: str, new_pass) -> None:
-    current = getattr(inductor_config, option)
-    passes = [] if current is None else list(current) if isinstance(current, (list, tuple)) else [current]
+    passes = _flatten(getattr(inductor_config, option))
     if any(isinstance(p, type(new_pass)) for p in passes):
         return
-    setattr(inductor_config, option, passes + [new_pass])
+    setattr(inductor_config, option, ChainedPass(passes + [new_pass]))
 
 
 def install() -> None:
@@ -59,7 +89,5 @@ def install() -> None:
 
 def uninstall() -> None:
     for option, cls in (("pre_grad_custom_pass", ELASPreGradPass), ("post_grad_custom_post_pass", ELASPostGradPass)):
-        current = getattr(inductor_config, option)
-        if isinstance(current, (list, tuple)):
-            kept = [p for p in current if not isinstance(p, cls)]
-            setattr(inductor_config, option, kept or None)
+        kept = [p for p in _flatten(getattr(inductor_config, option)) if not isinstance(p, cls)]
+        setattr(inductor_config, option, ChainedPass(kept) if len(kept) > 1 else (kept[0] if kept else None))

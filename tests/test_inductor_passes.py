@@ -83,10 +83,20 @@ def test_install_chains_a_users_pass():
     with inductor_config.patch(pre_grad_custom_pass=user_pass, post_grad_custom_post_pass=None):
         elas_inductor.install()
         elas_inductor.install()  # idempotent
-        passes = inductor_config.pre_grad_custom_pass
+        passes = inductor_config.pre_grad_custom_pass.passes  # one callable: torch 2.11 takes no list
         assert passes[0] is user_pass and sum(isinstance(p, elas_inductor.ELASPreGradPass) for p in passes) == 1
         torch.compile(lambda x: torch.relu(x) + 1)(torch.randn(4))
     assert calls, "the user's pass still runs"
+
+
+def test_autocast_runs_the_ops_in_the_autocast_dtype():
+    x = torch.randn(4, 16)
+    w = torch.randn(8, 16, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = torch.ops.elas.sparse24_linear(x.bfloat16(), w, "masked")
+    assert out.dtype == torch.bfloat16
+    out.float().sum().backward()
+    assert w.grad.dtype == torch.float32
 
 
 def test_uuid_is_a_real_hash():
