@@ -72,14 +72,17 @@ def measure(name, make, x, gy, mode):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--tokens", type=int, default=16384)
-    p.add_argument("--modes", default="default,reduce-overhead")
+    p.add_argument("--modes", default="reduce-overhead,default",
+                   help="compile modes to time (reduce-overhead: CUDA graphs, no cuSPARSELt host cost)")
     p.add_argument("--only", default="", help="comma-separated variant names")
+    p.add_argument("--shapes", default="all", help="'all', or 'd' values, e.g. 2048")
     p.add_argument("--csv", default="benchmarks/results/ffn.csv")
     args = p.parse_args(argv)
     if not torch.cuda.is_available():
         sys.exit("bench_ffn needs a CUDA GPU")
     rows = []
-    for d, f_sw, r in SHAPES:
+    shapes = [s_ for s_ in SHAPES if args.shapes == "all" or str(s_[0]) in args.shapes.split(",")]
+    for d, f_sw, r in shapes:
         x = torch.randn(args.tokens, d, device="cuda", dtype=torch.bfloat16, requires_grad=True)
         gy = torch.randn(args.tokens, d, device="cuda", dtype=torch.bfloat16)
         for name, make in variants(d, f_sw, r).items():
