@@ -13,7 +13,8 @@ and each kernel's memory floor: bytes that must be read and written / device cop
 
     python benchmarks/bench_sparsify.py [--csv PATH] [--shapes 16384x8192,...] [--sweep]
 
-``--sweep`` times several (BLOCK_M, BLOCK_F, num_warps) configurations per kernel first.
+``--sweep`` times every (BLOCK_M, BLOCK_F, num_warps) configuration of each kernel at the first
+shape and uses the fastest per kernel for the table (else the code defaults).
 Prints a table last and writes a CSV (default benchmarks/results/bench_sparsify.csv).
 """
 from __future__ import annotations
@@ -32,6 +33,7 @@ from elas_compile.kernels import triton_sparse24_backward as B
 from elas_compile.kernels.triton_relu2_sparsify import relu2_sparsify24_compress
 
 DEFAULT_SHAPES = [(16384, 8192), (32768, 11008), (8192, 4096)]
+KERNELS = ["fwd", "bwd_mask", "bwd_cmp", "bwd_ste", "decomp"]
 
 
 def bench(fn) -> float:
@@ -45,7 +47,9 @@ def copy_bandwidth() -> float:
     return 2 * src.numel() * 2 / (t * 1e-3)  # bytes/s, read + write
 
 
-def kernels(y, g, p, m, f, cfg=None, which=None):
+def kernels(y, g, p, m, f, cfg=None, which=None, best=None):
+    if best:  # per-kernel configurations from a sweep
+        return {k: kernels(y, g, p, m, f, best.get(k), [k])[k] for k in (which or KERNELS)}
     ks = {
         "fwd": (lambda: relu2_sparsify24_compress(y, config=cfg), (2 + 9 / 8) * m * f),
         "bwd_mask": (lambda: B.relu2_sparsify24_backward(g, p, None, "masked", m, f, config=cfg), (2 + 9 / 8 + 2) * m * f),
@@ -56,25 +60,28 @@ def kernels(y, g, p, m, f, cfg=None, which=None):
     return {k: v for k, v in ks.items() if which is None or k in which}
 
 
-def sweep(bw: float, m: int, f: int) -> None:
+def sweep(bw: float, m: int, f: int) -> dict:
+    """Time every configuration of every kernel at m x f; returns the fastest per kernel."""
+    from elas_compile.kernels.triton_relu2_sparsify import SWEEP_CONFIGS as FWD_SWEEP
+
     y = torch.randn(m, f, device="cuda", dtype=torch.bfloat16)
     g = torch.randn_like(y)
     p = relu2_sparsify24_compress(y)
-    fwd_cfgs = [(16, 128, 2), (16, 128, 4), (32, 64, 4), (32, 128, 4), (32, 128, 8), (32, 256, 4), (32, 256, 8),
-                (64, 64, 4), (64, 128, 4), (64, 128, 8), (64, 256, 8), (128, 64, 4), (128, 128, 8)]
-    bwd_cfgs = [(16, 128, 4), (32, 64, 4), (32, 128, 4), (32, 128, 8), (64, 128, 8), (32, 256, 8)]
     print(f"sweep {m}x{f}: copy bw {bw / 1e12:.2f} TB/s", flush=True)
-    for cfg in fwd_cfgs:
-        (fn, nbytes), = kernels(y, g, p, m, f, cfg, ["fwd"]).values()
-        t = bench(fn)
-        print(f"  fwd {cfg}: {t * 1e3:8.1f} us  x{t / (nbytes / bw * 1e3):.2f} floor", flush=True)
-    for cfg in [(32, 128, 4), (64, 128, 8)]:
-        t = bench(lambda: relu2_sparsify24_compress(y, config=cfg, use_reduce=True))
-        print(f"  fwd {cfg} use_reduce: {t * 1e3:8.1f} us", flush=True)
-    for cfg in bwd_cfgs:
-        for name, (fn, nbytes) in kernels(y, g, p, m, f, cfg, ["bwd_mask", "bwd_cmp", "bwd_ste", "decomp"]).items():
+    best: dict = {}
+    plan = [("fwd", FWD_SWEEP)] + [(k, B.SWEEP_CONFIGS) for k in ("bwd_mask", "bwd_cmp", "bwd_ste", "decomp")]
+    for name, cfgs in plan:
+        for cfg in cfgs:
+            (fn, nbytes), = kernels(y, g, p, m, f, cfg, [name]).values()
             t = bench(fn)
-            print(f"  {name} {cfg}: {t * 1e3:8.1f} us  x{t / (nbytes / bw * 1e3):.2f} floor", flush=True)
+            print(f"  {name:8s} {str(cfg):14s} {t * 1e3:8.1f} us  x{t / (nbytes / bw * 1e3):.2f} floor", flush=True)
+            if name not in best or t < best[name][1]:
+                best[name] = (cfg, t)
+    cfg = best["fwd"][0]
+    t = bench(lambda: relu2_sparsify24_compress(y, config=cfg, hw_cvt=False))
+    print(f"  fwd {cfg} integer rounding instead of cvt: {t * 1e3:8.1f} us", flush=True)
+    print("best:", {k: v[0] for k, v in best.items()}, flush=True)
+    return {k: v[0] for k, v in best.items()}
 
 
 def main() -> None:
@@ -86,8 +93,7 @@ def main() -> None:
     shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
     torch.manual_seed(0)
     bw = copy_bandwidth()
-    if args.sweep:
-        sweep(bw, *shapes[0])
+    best = sweep(bw, *shapes[0]) if args.sweep else None
     from torch.sparse import SparseSemiStructuredTensorCUSPARSELT as CSLT
 
     rows = []
@@ -96,7 +102,7 @@ def main() -> None:
         g = torch.randn_like(y)
         p = relu2_sparsify24_compress(y)
         row = {"M": m, "F": f}
-        for name, (fn, nbytes) in kernels(y, g, p, m, f).items():
+        for name, (fn, nbytes) in kernels(y, g, p, m, f, best=best).items():
             t = bench(fn)
             row[f"{name}_ms"] = t
             row[f"{name}_floor_ms"] = nbytes / bw * 1e3
@@ -112,6 +118,7 @@ def main() -> None:
         "torch": torch.__version__,
         "triton": triton.__version__,
         "copy_TBps": round(bw / 1e12, 3),
+        "configs": "swept" if best else "defaults",
     }
     os.makedirs(os.path.dirname(os.path.abspath(args.csv)), exist_ok=True)
     with open(args.csv, "w", newline="") as fh:
@@ -121,7 +128,9 @@ def main() -> None:
         for r in rows:
             w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
     print(" ".join(f"{k}={v}" for k, v in meta.items()))
-    names = ["fwd", "bwd_mask", "bwd_cmp", "bwd_ste", "decomp"]
+    names = KERNELS
+    if best:
+        print("configs (BLOCK_M, BLOCK_F, num_warps):", best)
     hdr = f"{'M x F':>13} | " + " | ".join(f"{n:>17}" for n in names) + " | torch (prune only) | fwd speedup"
     print("times in ms, (x over memory floor)")
     print(hdr)

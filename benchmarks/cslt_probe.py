@@ -15,7 +15,7 @@ import os
 
 import torch
 
-from elas_compile.kernels.cslt_layout import compress24_reference, meta_numel, values_numel
+from elas_compile.kernels.cslt_layout import compress24_reference, decompress24_reference, meta_numel, values_numel
 from elas_compile.kernels.reference import sparsify24
 
 
@@ -54,7 +54,7 @@ def main() -> None:
     print(json.dumps(report, indent=1), flush=True)
     gen = torch.Generator(device="cuda").manual_seed(0)
     dumps = {}
-    shapes = [(128, 128), (256, 512), (384, 256), (128, 64), (64, 128), (32, 32), (16, 64), (128, 192), (1024, 2048)]
+    shapes = [(128, 128), (256, 512), (384, 256), (128, 64), (64, 128), (64, 64), (192, 320), (32, 32), (128, 192), (1024, 2048)]
     for dtype in (torch.bfloat16, torch.float16):
         for rows, cols in shapes:
             x = sparsify24(torch.randn(rows, cols, device="cuda", dtype=dtype, generator=gen))
@@ -64,7 +64,7 @@ def main() -> None:
                 print(f"{dtype} {rows}x{cols}: _cslt_compress failed: {str(e)[:120]}", flush=True)
                 continue
             line = f"{str(dtype):15s} {rows:5d}x{cols:<5d} cslt shape {tuple(c.shape)} numel {c.numel()} (9/16: {rows * cols * 9 // 16})"
-            if rows % 128 == 0 and cols % 128 == 0:
+            if rows % 64 == 0 and cols % 64 == 0:
                 mine = compress24_reference(x).reshape(-1)
                 cf = c.reshape(-1)
                 nv, nm = values_numel(rows, cols), meta_numel(rows, cols)
@@ -86,6 +86,25 @@ def main() -> None:
             print(line, flush=True)
             if rows * cols <= 256 * 512:
                 dumps[f"{dtype}_{rows}x{cols}"] = (x.cpu(), c.cpu())
+    # torch's own path: prune_dense_static_sort writes PyTorch's MetadataCuSparseLt layout
+    # ("sm80_pytorch" here). Does cuSPARSELt on this GPU read it as intended?
+    try:
+        from torch.sparse import SparseSemiStructuredTensorCUSPARSELT as CSLT
+
+        x = torch.randn(256, 512, device="cuda", dtype=torch.bfloat16, generator=gen)
+        b = torch.randn(512, 256, device="cuda", dtype=torch.bfloat16, generator=gen)
+        packed = CSLT.prune_dense_static_sort(x).packed.reshape(256, -1)
+        as80 = decompress24_reference(packed, 256, 512, layout="sm80_pytorch")  # what torch meant
+        as90 = decompress24_reference(packed, 256, 512)  # what cuSPARSELt here reads
+        out = torch._cslt_sparse_mm(packed, b)
+        print(
+            "prune_dense_static_sort: rel err vs its intended pruned matrix",
+            f"{rel_err(out, as80.double() @ b.double()):.3e}; vs sm90 decoding {rel_err(out, as90.double() @ b.double()):.3e};",
+            "intended pruned keeps the largest entries:", bool((as80 != 0).sum() == x.numel() // 2),
+            flush=True,
+        )
+    except Exception as e:  # pragma: no cover
+        print("prune_dense_static_sort diagnostic failed:", repr(e)[:200], flush=True)
     # groups with fewer than two nonzeros: how does cuSPARSELt encode them?
     x = torch.zeros(128, 128, device="cuda", dtype=torch.bfloat16)
     x[:, 1::4] = 1.0

@@ -2,32 +2,37 @@
 writes and ``torch._cslt_sparse_mm(packed, dense_B)`` reads), and reference ELAS 2:4 ops on it.
 
 Layout, for a row-major ``rows x cols`` half-precision (bf16 / fp16) matrix A that is 2:4 sparse
-along its rows (groups of 4 consecutive columns):
+along its rows (groups of 4 consecutive columns), as measured on an H100 (sm_90) with
+torch 2.11.0+cu130 / cuSPARSELt 0.8.0 (``torch._cslt_compress`` dumps, see docs/kernels.md):
 
-* one buffer of ``rows * cols * 9 // 16`` elements of A's dtype, returned with shape
-  ``(rows, 9 * cols // 16)`` (the 2-D shape of ``torch._cslt_compress``; ``_cslt_sparse_mm`` reads
-  ``m`` from ``packed.size(0)``). The 2-D shape is only a view of a flat buffer.
+* one buffer of ``rows * cols * 9 // 16`` elements of A's dtype, with the 2-D shape
+  ``(rows, 9 * cols // 16)`` that ``torch._cslt_compress`` returns (``_cslt_sparse_mm`` reads ``m``
+  from ``packed.size(0)``); the 2-D shape is only a view of a flat buffer.
 * values: the first ``rows * cols // 2`` elements, row-major ``rows x cols/2``: for each group of 4
   the two kept elements, lower column first.
-* metadata: the next ``rows * cols // 16`` elements read as int16. Each int16 word describes one row
-  and 16 consecutive columns (4 groups): group ``j`` is the nibble at bits ``4j..4j+3``, holding
-  ``idx0 | idx1 << 2`` with ``idx0 < idx1`` the kept positions (0..3) in the group. The words are
-  permuted (the layout PyTorch calls ``MetadataCuSparseLt`` in
-  aten/src/ATen/native/sparse/cuda/SparseSemiStructuredTile.cu): the matrix is cut into 128 x 64
-  super-tiles stored column-major (super-tile (R, C) at word ``(C * rows/128 + R) * 512``); each
-  is four-by-two 32 x 32 tiles, tile (a, kc) at ``kc * 256 + a * 64``; inside a 32 x 32 tile the
-  word of (row ``16 * rb + 8 * hi + q``, 16-column chunk ``cb``) is at ``2 * (4 * q + 2 * rb + cb) +
-  hi``. See :func:`meta_word_offsets`.
+* metadata: the next ``rows * cols // 16`` elements, read as 4-bit nibbles (nibble ``j`` of a 16-bit
+  word = bits ``4j..4j+3``), one per group: ``idx0 | idx1 << 2``, ``idx0 < idx1`` the kept positions.
+  Nibbles are ordered in tiles of 64 rows x 32 columns (8 groups), tiles row-major (tile (R, C) at
+  nibble ``(R * cols/32 + C) * 512``); inside a tile the nibble of (row ``r``, group ``g``) sits at
+  the index whose bits are, low to high: r3, g2, g0, g1, r0, r1, r2, r4, r5. So one 16-bit word holds
+  rows r, r+8 x groups g, g+4 (``word = n(r,g) | n(r+8,g) << 4 | n(r,g+4) << 8 | n(r+8,g+4) << 12``)
+  and is at ``tile * 128 + (g & 3) + 4 * (r & 7) + 32 * ((r >> 4) & 3)``.
+  (PyTorch's ``MetadataCuSparseLt`` writer in aten/src/ATen/native/sparse/cuda/
+  SparseSemiStructuredTile.cu, reverse-engineered on sm_80, writes another layout, available here as
+  ``layout="sm80_pytorch"`` for diagnostics; on the H100 above it multiplies wrongly.)
 
-Shape constraints (:func:`cslt_shape_ok`): 2-D, dtype bf16 or fp16, ``rows % 128 == 0`` and
-``cols % 128 == 0`` (the permutation works in 128-row super-tiles; PyTorch's own writer of this
-layout checks the same, and cuSPARSELt pads smaller matrices differently). Only these shapes are
-produced or accepted here; callers pad or fall back to the dense path otherwise.
+Shape constraints (:func:`cslt_shape_ok`): 2-D, bf16 or fp16, ``rows % 64 == 0`` (metadata comes
+in 64-row tiles; cuSPARSELt pads other row counts and the buffer is larger than 9/16) and
+``cols % 64 == 0``. Callers pad, or fall back to the dense path otherwise. On a CUDA device the
+layout is also checked once against ``torch._cslt_compress`` (:func:`cslt_layout_verified`), so
+another GPU generation or cuSPARSELt version that writes a different layout makes
+``cslt_shape_ok(..., device=...)`` false instead of producing wrong products.
 
 Groups with fewer than two nonzeros: the reference (and the Triton kernels) pick the kept
 positions with the ELAS rule of :mod:`elas_compile.kernels.reference` (rank by ``|x|``, lower index
 wins ties), so an all-zero group is encoded as positions (0, 1) with zero values. cuSPARSELt may
-encode such groups differently; products are the same.
+encode such groups differently (it wrote (1, 3) for a group with only position 1 set); products
+are the same.
 """
 from __future__ import annotations
 
@@ -39,12 +44,14 @@ __all__ = [
     "SUPPORTED_DTYPES",
     "ROW_ALIGN",
     "COL_ALIGN",
+    "LAYOUTS",
     "cslt_shape_ok",
     "check_cslt_shape",
+    "cslt_layout_verified",
     "packed_shape",
     "values_numel",
     "meta_numel",
-    "meta_word_offsets",
+    "meta_nibble_index",
     "compress24_reference",
     "decompress24_reference",
     "unpack24_reference",
@@ -54,27 +61,61 @@ __all__ = [
 ]
 
 SUPPORTED_DTYPES = (torch.bfloat16, torch.float16)
-ROW_ALIGN = 128
-COL_ALIGN = 128
+ROW_ALIGN = 64
+COL_ALIGN = 64
+LAYOUTS = ("sm90", "sm80_pytorch")
+_ALIGN = {"sm90": (64, 64), "sm80_pytorch": (128, 128)}
+_verified: dict = {}
 
 
-def cslt_shape_ok(rows: int, cols: int, dtype: torch.dtype) -> bool:
-    """True when a ``rows x cols`` matrix of ``dtype`` can use the compressed layout of this module
-    (and hence the ``elas::`` compressed ops and ``torch._cslt_sparse_mm``)."""
-    return (
+def cslt_layout_verified(device) -> bool:
+    """Whether ``torch._cslt_compress`` on CUDA ``device`` writes the ``sm90`` layout of this
+    module (checked once per device on a random 128 x 128 bf16 matrix; false without cuSPARSELt)."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return False
+    if device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    if device not in _verified:
+        from torch._subclasses.fake_tensor import unset_fake_temporarily
+
+        try:
+            with unset_fake_temporarily(), torch.no_grad():
+                g = torch.Generator(device=device).manual_seed(1234)
+                x = torch.randn(128, 128, device=device, generator=g).to(torch.bfloat16)
+                x = torch.where(sparsify24_mask(x), x, torch.zeros((), dtype=x.dtype, device=device))
+                ok = torch.equal(
+                    torch._cslt_compress(x).reshape(-1).view(torch.int16),
+                    compress24_reference(x).reshape(-1).view(torch.int16),
+                )
+        except Exception:  # no cuSPARSELt, unsupported GPU, ...
+            ok = False
+        _verified[device] = ok
+    return _verified[device]
+
+
+def cslt_shape_ok(rows: int, cols: int, dtype: torch.dtype, device=None) -> bool:
+    """True when a ``rows x cols`` matrix of ``dtype`` can use the compressed layout (the
+    ``elas::`` compressed ops and ``torch._cslt_sparse_mm``). With a CUDA ``device``, also requires
+    that cuSPARSELt on that device writes this layout (:func:`cslt_layout_verified`)."""
+    ok = (
         dtype in SUPPORTED_DTYPES
         and rows > 0
         and cols > 0
         and rows % ROW_ALIGN == 0
         and cols % COL_ALIGN == 0
     )
+    if ok and device is not None and torch.device(device).type == "cuda":
+        ok = cslt_layout_verified(device)
+    return ok
 
 
-def check_cslt_shape(rows: int, cols: int, dtype: torch.dtype) -> None:
-    if not cslt_shape_ok(rows, cols, dtype):
+def check_cslt_shape(rows: int, cols: int, dtype: torch.dtype, layout: str = "sm90") -> None:
+    ra, ca = _ALIGN[layout]
+    if not (dtype in SUPPORTED_DTYPES and rows > 0 and cols > 0 and rows % ra == 0 and cols % ca == 0):
         raise ValueError(
-            f"cuSPARSELt 2:4 layout needs a bf16/fp16 matrix with rows % {ROW_ALIGN} == 0 and "
-            f"cols % {COL_ALIGN} == 0, got {rows} x {cols} of {dtype}"
+            f"cuSPARSELt 2:4 layout needs a bf16/fp16 matrix with rows % {ra} == 0 and "
+            f"cols % {ca} == 0, got {rows} x {cols} of {dtype}"
         )
 
 
@@ -91,23 +132,25 @@ def meta_numel(rows: int, cols: int) -> int:
     return rows * cols // 16
 
 
-def meta_word_offsets(rows: int, cols: int, device=None) -> torch.Tensor:
-    """int64 ``[rows, cols // 16]``: index, inside the metadata region (in int16 words), of the word
-    that holds row ``r`` and columns ``16 * c .. 16 * c + 15``."""
+def meta_nibble_index(rows: int, cols: int, device=None, layout: str = "sm90") -> torch.Tensor:
+    """int64 ``[rows, cols // 4]``: index of the metadata nibble of (row, group) in the metadata
+    region read as ``rows * cols // 4`` nibbles (word ``i // 4``, bits ``4 * (i % 4)``)."""
     r = torch.arange(rows, device=device).view(-1, 1)
-    col = 16 * torch.arange(cols // 16, device=device).view(1, -1)
-    return _meta_offset_formula(r, col, rows)
-
-
-def _meta_offset_formula(r, col, rows):
-    """Offset formula shared (textually) with the Triton kernels; works on tensors of any shape."""
-    rr = r % 128
-    cc = col % 64
-    off = ((col // 64) * (rows // 128) + r // 128) * 512
-    off = off + (cc // 32) * 256 + (rr // 32) * 64
-    r16 = rr % 16
-    off = off + 2 * ((r16 % 8) * 4 + ((rr % 32) // 16) * 2 + (cc % 32) // 16) + r16 // 8
-    return off
+    g = torch.arange(cols // 4, device=device).view(1, -1)
+    if layout == "sm90":
+        rr, gg = r % 64, g % 8
+        inner = ((rr >> 3) & 1) | (((gg >> 2) & 1) << 1) | ((gg & 3) << 2) | ((rr & 7) << 4) | (((rr >> 4) & 3) << 7)
+        return ((r // 64) * (cols // 32) + g // 8) * 512 + inner
+    if layout == "sm80_pytorch":
+        # PyTorch's MetadataCuSparseLt: one word per (row, 16 columns), 128 x 64 super-tiles
+        # column-major, 32 x 32 tiles, then a warp-shuffle order inside the tile.
+        col = 16 * (g // 4)
+        rr, cc = r % 128, col % 64
+        word = ((col // 64) * (rows // 128) + r // 128) * 512 + (cc // 32) * 256 + (rr // 32) * 64
+        r16 = rr % 16
+        word = word + 2 * ((r16 % 8) * 4 + ((rr % 32) // 16) * 2 + (cc % 32) // 16) + r16 // 8
+        return word * 4 + g % 4
+    raise ValueError(f"unknown layout {layout!r}")
 
 
 def _as_2d(x: torch.Tensor) -> torch.Tensor:
@@ -116,13 +159,16 @@ def _as_2d(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(-1, x.shape[-1])
 
 
-def compress24_reference(x: torch.Tensor) -> torch.Tensor:
+_SHIFTS = (0, 4, 8, 12)
+
+
+def compress24_reference(x: torch.Tensor, layout: str = "sm90") -> torch.Tensor:
     """Compress ``x`` (rows x cols, bf16/fp16) into the cuSPARSELt layout, keeping in every group
     of 4 the two entries that :func:`reference.sparsify24_mask` keeps. For an already 2:4-sparse
     ``x`` (e.g. ``reference.sparsify24(y)``) that is exactly its nonzeros."""
     x = _as_2d(x)
     rows, cols = x.shape
-    check_cslt_shape(rows, cols, x.dtype)
+    check_cslt_shape(rows, cols, x.dtype, layout)
     keep = sparsify24_mask(x).view(rows, cols // 4, 4)
     pos = torch.arange(4, device=x.device)
     # keep has exactly two True per group: idx0 = first kept, idx1 = last kept.
@@ -133,33 +179,33 @@ def compress24_reference(x: torch.Tensor) -> torch.Tensor:
         [g.gather(-1, idx0.unsqueeze(-1)).squeeze(-1), g.gather(-1, idx1.unsqueeze(-1)).squeeze(-1)],
         dim=-1,
     ).reshape(-1)
-    nib = (idx0 | (idx1 << 2)).to(torch.int32).view(rows, cols // 16, 4)
-    word = (nib << torch.tensor([0, 4, 8, 12], device=x.device, dtype=torch.int32)).sum(-1)
+    nib = torch.empty(rows * cols // 4, dtype=torch.int32, device=x.device)
+    nib[meta_nibble_index(rows, cols, x.device, layout).reshape(-1)] = (idx0 | (idx1 << 2)).to(torch.int32).reshape(-1)
+    shifts = torch.tensor(_SHIFTS, device=x.device, dtype=torch.int32)
+    word = (nib.view(-1, 4) << shifts).sum(-1)
     word = torch.where(word >= 32768, word - 65536, word).to(torch.int16)  # two's complement
-    meta = torch.empty(rows * cols // 16, dtype=torch.int16, device=x.device)
-    meta[meta_word_offsets(rows, cols, x.device).reshape(-1)] = word.reshape(-1)
-    flat = torch.cat([vals, meta.view(x.dtype)])
+    flat = torch.cat([vals, word.view(x.dtype)])
     return flat.view(packed_shape(rows, cols))
 
 
-def unpack24_reference(packed: torch.Tensor, rows: int, cols: int):
+def unpack24_reference(packed: torch.Tensor, rows: int, cols: int, layout: str = "sm90"):
     """Split a compressed buffer into ``(values [rows, cols/4, 2], idx0, idx1 [rows, cols/4])``."""
-    check_cslt_shape(rows, cols, packed.dtype)
+    check_cslt_shape(rows, cols, packed.dtype, layout)
     flat = packed.reshape(-1)
     nv, nm = values_numel(rows, cols), meta_numel(rows, cols)
     if flat.numel() < nv + nm:
         raise ValueError(f"packed buffer has {flat.numel()} elements, needs {nv + nm}")
     vals = flat[:nv].view(rows, cols // 4, 2)
-    meta = flat[nv : nv + nm].view(torch.int16)
-    word = meta[meta_word_offsets(rows, cols, packed.device)].to(torch.int32) & 0xFFFF
-    shifts = torch.tensor([0, 4, 8, 12], device=packed.device, dtype=torch.int32)
-    nib = ((word.unsqueeze(-1) >> shifts) & 0xF).reshape(rows, cols // 4)
+    word = flat[nv : nv + nm].view(torch.int16).to(torch.int32) & 0xFFFF
+    shifts = torch.tensor(_SHIFTS, device=packed.device, dtype=torch.int32)
+    nibs = ((word.unsqueeze(-1) >> shifts) & 0xF).reshape(-1)
+    nib = nibs[meta_nibble_index(rows, cols, packed.device, layout)]
     return vals, (nib & 3).long(), (nib >> 2).long()
 
 
-def decompress24_reference(packed: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+def decompress24_reference(packed: torch.Tensor, rows: int, cols: int, layout: str = "sm90") -> torch.Tensor:
     """Dense ``rows x cols`` matrix represented by a compressed buffer."""
-    vals, idx0, idx1 = unpack24_reference(packed, rows, cols)
+    vals, idx0, idx1 = unpack24_reference(packed, rows, cols, layout)
     pos = torch.arange(4, device=packed.device)
     zero = torch.zeros((), dtype=packed.dtype, device=packed.device)
     dense = torch.where(

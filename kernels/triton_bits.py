@@ -1,15 +1,81 @@
-"""Triton helpers shared by the 2:4 kernels: 16-bit float <-> float32 through integer bits, and the
-offset of a metadata word in the cuSPARSELt layout (see :mod:`elas_compile.kernels.cslt_layout`).
+"""Triton helpers shared by the 2:4 kernels.
 
-The kernels move half-precision data as raw 16-bit patterns packed into int32 / int64 words (four
-elements of a 2:4 group are one int64), so every load and store is a plain integer access, and
-convert to float32 only to compute. Conversions to bf16 round to nearest even in integer arithmetic
-(identical under the Triton interpreter and on the GPU).
+The kernels move half-precision data as raw 16-bit patterns packed into integers (the four
+elements of a 2:4 group are one int64, the two kept values one int32), so every load and store is
+a plain integer access; they convert to float32 only to compute.
+
+Tiling follows the metadata layout (see :mod:`elas_compile.kernels.cslt_layout`): one 16-bit
+metadata word covers rows r, r+8 and groups g, g+4 (g % 8 < 4) of a 64 x 32 tile, so a program
+handles its ``BLOCK_M x BLOCK_F`` tile as four "quadrant" tensors ``[BLOCK_M/2, BLOCK_F/32, 4]``:
+(rows with bit 3 clear | set) x (groups 0-3 | 4-7 of each 32-column tile). Every metadata word is
+then assembled (or read) elementwise.
+
+Conversions float32 -> bf16 round to nearest even: with the hardware instruction on the GPU
+(``HW_CVT``), in integer arithmetic under the Triton interpreter (whose bf16 conversion truncates).
 """
 from __future__ import annotations
 
 import triton
 import triton.language as tl
+
+
+@triton.jit
+def quad_coords(BLOCK_M: tl.constexpr, BLOCK_F: tl.constexpr):
+    """Rows ``r0`` ([BLOCK_M/2], int64: the rows with bit 3 clear; the others are r0 + 8), 32-column
+    tile indices ``t`` ([BLOCK_F/32]) and left-half group ids ``g0`` ([BLOCK_F/32, 4]; the right
+    half is g0 + 4) of this program's tile."""
+    i = tl.arange(0, BLOCK_M // 2)
+    r0 = (tl.program_id(0) * BLOCK_M + (i // 8) * 16 + (i % 8)).to(tl.int64)
+    t = tl.program_id(1) * (BLOCK_F // 32) + tl.arange(0, BLOCK_F // 32)
+    g0 = t[:, None] * 8 + tl.arange(0, 4)[None, :]
+    return r0, t, g0
+
+
+@triton.jit
+def meta_word_index(r0, t, F):
+    """Index (in 16-bit words) in the metadata region of the word for rows r0, r0+8 and groups
+    8t + k, 8t + k + 4 (k = 0..3 along the last axis); r0 [R], t [T] -> [R, T, 4]."""
+    rr = r0 % 64
+    k = tl.arange(0, 4)
+    base = ((r0 // 64) * (F // 32))[:, None] + t[None, :]  # 64 x 32 tile index
+    return (base * 128 + (4 * (rr & 7) + 32 * ((rr >> 4) & 3))[:, None])[:, :, None] + k[None, None, :]
+
+
+@triton.jit
+def load_groups(ptr, r0, g0, stride_m):
+    """The four quadrants of int64 group words of a bf16/fp16 matrix (row stride ``stride_m``
+    elements): (r0, g0), (r0, g0+4), (r0+8, g0), (r0+8, g0+4)."""
+    p = ptr.to(tl.pointer_type(tl.int64)) + (r0 * (stride_m // 4))[:, None, None] + g0[None, :, :]
+    s8 = 8 * (stride_m // 4)
+    return tl.load(p), tl.load(p + 4), tl.load(p + s8), tl.load(p + s8 + 4)
+
+
+@triton.jit
+def store_groups(ptr, r0, g0, stride_m, w00, w01, w10, w11):
+    p = ptr.to(tl.pointer_type(tl.int64)) + (r0 * (stride_m // 4))[:, None, None] + g0[None, :, :]
+    s8 = 8 * (stride_m // 4)
+    tl.store(p, w00)
+    tl.store(p + 4, w01)
+    tl.store(p + s8, w10)
+    tl.store(p + s8 + 4, w11)
+
+
+@triton.jit
+def load_values(packed_ptr, r0, g0, F):
+    """Kept-value pairs (int32: first kept | second kept << 16) of the four quadrants."""
+    p = packed_ptr.to(tl.pointer_type(tl.int32)) + (r0 * (F // 4))[:, None, None] + g0[None, :, :]
+    s8 = 8 * (F // 4)
+    return tl.load(p), tl.load(p + 4), tl.load(p + s8), tl.load(p + s8 + 4)
+
+
+@triton.jit
+def store_values(packed_ptr, r0, g0, F, v00, v01, v10, v11):
+    p = packed_ptr.to(tl.pointer_type(tl.int32)) + (r0 * (F // 4))[:, None, None] + g0[None, :, :]
+    s8 = 8 * (F // 4)
+    tl.store(p, v00)
+    tl.store(p + 4, v01)
+    tl.store(p + s8, v10)
+    tl.store(p + s8 + 4, v11)
 
 
 @triton.jit
@@ -23,72 +89,92 @@ def half_bits_to_f32(h, IS_BF16: tl.constexpr):
 
 
 @triton.jit
-def f32_to_half_bits(x, IS_BF16: tl.constexpr):
+def f32_to_half_bits(x, IS_BF16: tl.constexpr, HW_CVT: tl.constexpr):
     """float32 -> int32 holding the bf16/fp16 pattern (round to nearest even) in its low 16 bits."""
     if IS_BF16:
-        b = x.to(tl.int32, bitcast=True)
-        rounded = ((b + 0x7FFF + ((b >> 16) & 1)) >> 16) & 0xFFFF
-        is_nan = (b & 0x7FFFFFFF) > 0x7F800000
-        h = tl.where(is_nan, ((b >> 16) | 0x40) & 0xFFFF, rounded)
+        if HW_CVT:
+            h = x.to(tl.bfloat16).to(tl.int16, bitcast=True).to(tl.int32) & 0xFFFF
+        else:
+            b = x.to(tl.int32, bitcast=True)
+            rounded = ((b + 0x7FFF + ((b >> 16) & 1)) >> 16) & 0xFFFF
+            is_nan = (b & 0x7FFFFFFF) > 0x7F800000
+            h = tl.where(is_nan, ((b >> 16) | 0x40) & 0xFFFF, rounded)
     else:
         h = x.to(tl.float16).to(tl.int16, bitcast=True).to(tl.int32) & 0xFFFF
     return h
 
 
 @triton.jit
-def relu2_bits(h, IS_BF16: tl.constexpr):
-    """Bits of ``relu(x) ** 2`` rounded to the input dtype, for ``x`` given by its bits ``h``."""
-    x = half_bits_to_f32(h, IS_BF16)
+def _relu2_half(x, IS_BF16: tl.constexpr, HW_CVT: tl.constexpr):
+    """Bits (int32, < 0x8000) of relu(x)**2 rounded to the dtype; x float32. No NaN can occur
+    (maximum(NaN, 0) is 0 on the GPU), so the integer rounding needs no NaN case."""
     r = tl.maximum(x, 0.0)
-    return f32_to_half_bits(r * r, IS_BF16)
-
-
-@triton.jit
-def meta_word_offset(r, col, M):
-    """Index (int16 words, inside the metadata region) of the word for row ``r`` and the 16
-    columns starting at ``col`` (a multiple of 16) of an ``M``-row matrix. Mirrors
-    ``cslt_layout._meta_offset_formula``."""
-    rr = r % 128
-    cc = col % 64
-    off = ((col // 64) * (M // 128) + r // 128) * 512
-    off += (cc // 32) * 256 + (rr // 32) * 64
-    r16 = rr % 16
-    off += 2 * ((r16 % 8) * 4 + ((rr % 32) // 16) * 2 + (cc % 32) // 16) + r16 // 8
-    return off
-
-
-@triton.jit
-def _or_combine(a, b):
-    return a | b
-
-
-@triton.jit
-def or_reduce(x, axis: tl.constexpr):
-    """Bitwise-or reduction. (``tl.sum`` is itself a ``@triton.jit`` function of triton.language,
-    which breaks under the interpreter unless TRITON_INTERPRET was set before importing triton;
-    ``tl.reduce`` is a builtin.)"""
-    return tl.reduce(x, axis, _or_combine)
-
-
-@triton.jit
-def or_last4(x, USE_REDUCE: tl.constexpr):
-    """Bitwise-or over the last axis (size 4) of a 3-D tensor. Default: reshape + split (builtins;
-    fast under the interpreter, where ``tl.reduce`` calls the combine function per element)."""
-    if USE_REDUCE:
-        out = or_reduce(x, 2)
+    s = r * r
+    if IS_BF16:
+        if HW_CVT:
+            h = s.to(tl.bfloat16).to(tl.int16, bitcast=True).to(tl.int32)
+        else:
+            b = s.to(tl.int32, bitcast=True)
+            h = (b + 0x7FFF + ((b >> 16) & 1)) >> 16
     else:
-        a, b = tl.split(tl.reshape(x, [x.shape[0], x.shape[1], 2, 2]))
-        a0, a1 = tl.split(a)
-        b0, b1 = tl.split(b)
-        out = (a0 | a1) | (b0 | b1)
-    return out
+        h = s.to(tl.float16).to(tl.int16, bitcast=True).to(tl.int32)
+    return h
 
 
 @triton.jit
-def group_halves(w):
-    """Split int64 words (4 packed 16-bit elements) into 4 int32 bit patterns."""
-    h0 = (w & 0xFFFF).to(tl.int32)
-    h1 = ((w >> 16) & 0xFFFF).to(tl.int32)
-    h2 = ((w >> 32) & 0xFFFF).to(tl.int32)
-    h3 = ((w >> 48) & 0xFFFF).to(tl.int32)
-    return h0, h1, h2, h3
+def _maj(a, b, c):
+    return (a & b) | (a & c) | (b & c)
+
+
+@triton.jit
+def select24(w, APPLY_RELU2: tl.constexpr, IS_BF16: tl.constexpr, HW_CVT: tl.constexpr):
+    """For int64 group words ``w`` (4 raw elements): the kept-value pair (int32, lower position in
+    the low half) and the metadata nibble ``idx0 | idx1 << 2`` of the top-2 of the four values by
+    magnitude, lower index winning ties; values are relu(x)**2 when ``APPLY_RELU2``."""
+    lo = w.to(tl.int32)  # elements 0 (low 16 bits) and 1
+    hi = (w >> 32).to(tl.int32)  # elements 2 and 3
+    if APPLY_RELU2:
+        if IS_BF16:
+            x0 = (lo << 16).to(tl.float32, bitcast=True)
+            x1 = (lo & -65536).to(tl.float32, bitcast=True)
+            x2 = (hi << 16).to(tl.float32, bitcast=True)
+            x3 = (hi & -65536).to(tl.float32, bitcast=True)
+        else:
+            x0 = half_bits_to_f32(lo & 0xFFFF, IS_BF16)
+            x1 = half_bits_to_f32((lo >> 16) & 0xFFFF, IS_BF16)
+            x2 = half_bits_to_f32(hi & 0xFFFF, IS_BF16)
+            x3 = half_bits_to_f32((hi >> 16) & 0xFFFF, IS_BF16)
+        v0 = _relu2_half(x0, IS_BF16, HW_CVT)
+        v1 = _relu2_half(x1, IS_BF16, HW_CVT)
+        v2 = _relu2_half(x2, IS_BF16, HW_CVT)
+        v3 = _relu2_half(x3, IS_BF16, HW_CVT)
+        m0 = v0  # non-negative: the bits order like the magnitudes
+        m1 = v1
+        m2 = v2
+        m3 = v3
+    else:
+        v0 = lo & 0xFFFF
+        v1 = (lo >> 16) & 0xFFFF
+        v2 = hi & 0xFFFF
+        v3 = (hi >> 16) & 0xFFFF
+        m0 = v0 & 0x7FFF  # |x| orders like the bits without the sign (non-NaN)
+        m1 = v1 & 0x7FFF
+        m2 = v2 & 0x7FFF
+        m3 = v3 & 0x7FFF
+    # a_ij (i < j): element i ranks before element j. rank_i = #elements ranked before i; keep
+    # rank < 2, i.e. at most one of the three comparisons that could rank another element first.
+    a01 = m0 >= m1
+    a02 = m0 >= m2
+    a03 = m0 >= m3
+    a12 = m1 >= m2
+    a13 = m1 >= m3
+    a23 = m2 >= m3
+    keep0 = _maj(a01, a02, a03)
+    keep1 = ~_maj(a01, ~a12, ~a13)
+    keep2 = ~_maj(a02, a12, ~a23)
+    keep3 = ~_maj(a03, a13, a23)
+    idx0 = tl.where(keep0, 0, tl.where(keep1, 1, 2))
+    idx1 = tl.where(keep3, 3, tl.where(keep2, 2, 1))
+    val0 = tl.where(keep0, v0, tl.where(keep1, v1, v2))
+    val1 = tl.where(keep3, v3, tl.where(keep2, v2, v1))
+    return val0 | (val1 << 16), idx0 | (idx1 << 2)

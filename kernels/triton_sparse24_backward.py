@@ -23,40 +23,82 @@ import triton.language as tl
 
 from ._triton_compat import kernel_module
 from .cslt_layout import check_cslt_shape, packed_shape, values_numel
-from .triton_bits import f32_to_half_bits, group_halves, half_bits_to_f32, meta_word_offset
+from .triton_bits import (
+    f32_to_half_bits,
+    half_bits_to_f32,
+    load_groups,
+    load_values,
+    meta_word_index,
+    quad_coords,
+    store_groups,
+    store_values,
+)
 from .triton_relu2_sparsify import _aligned_rows, fit_config
 
-BWD_CONFIG = (32, 128, 4)  # (BLOCK_M, BLOCK_F, num_warps) on CUDA
-INTERP_CONFIG = (128, 128, 4)  # fewer, larger programs under the interpreter
+# (BLOCK_M, BLOCK_F, num_warps) per kernel on CUDA (from benchmarks/bench_sparsify.py --sweep)
+CONFIGS = {"decompress": (32, 128, 4), "backward": (32, 128, 4), "compressed": (32, 128, 4)}
+SWEEP_CONFIGS = [(16, 128, 4), (32, 64, 4), (32, 128, 4), (32, 128, 8), (64, 64, 4), (64, 128, 8)]
+INTERP_CONFIG = (64, 128, 4)  # fewer, larger programs under the interpreter
 
 _MODES = {"masked": 0, "ste": 2, "dense": 2}
 
 
 @triton.jit
-def _load_pattern(packed_ptr, r, c, g, k, M, F, meta_start):
-    """Kept values (bits) and positions of the groups ``g`` of rows ``r``; also the metadata
-    words (for copying) and their offsets."""
-    pv = tl.load(packed_ptr.to(tl.pointer_type(tl.int32)) + (r * (F // 4))[:, None, None] + g[None, :, :])
-    off = meta_word_offset(r[:, None], (c * 16)[None, :], M)
+def _load_meta(packed_ptr, r0, t, F, meta_start):
+    """Metadata words of the tile and the four quadrants' nibbles split into (idx0, idx1)."""
+    off = meta_word_index(r0, t, F)
     word = tl.load(packed_ptr.to(tl.pointer_type(tl.int16)) + meta_start + off)
-    nib = ((word.to(tl.int32) & 0xFFFF)[:, :, None] >> (4 * k)[None, None, :]) & 0xF
-    lo = pv & 0xFFFF
-    hi = (pv >> 16) & 0xFFFF
-    return lo, hi, nib & 3, nib >> 2, word, off
+    w = word.to(tl.int32)
+    n00 = w & 0xF
+    n10 = (w >> 4) & 0xF
+    n01 = (w >> 8) & 0xF
+    n11 = (w >> 12) & 0xF
+    return word, off, n00, n01, n10, n11
+
+
+@triton.jit
+def _expand(pv, nib):
+    """int64 group word (4 elements) from a kept-value pair and its nibble."""
+    i0 = (nib & 3).to(tl.int64) * 16
+    i1 = (nib >> 2).to(tl.int64) * 16
+    return ((pv & 0xFFFF).to(tl.int64) << i0) | (((pv >> 16) & 0xFFFF).to(tl.int64) << i1)
 
 
 @triton.jit
 def sparse24_decompress_kernel(
     packed_ptr, out_ptr, M, F, stride_om, meta_start, BLOCK_M: tl.constexpr, BLOCK_F: tl.constexpr
 ):
-    NC: tl.constexpr = BLOCK_F // 16
-    r = (tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)
-    c = tl.program_id(1) * NC + tl.arange(0, NC)
-    k = tl.arange(0, 4)
-    g = c[:, None] * 4 + k[None, :]
-    lo, hi, i0, i1, word, off = _load_pattern(packed_ptr, r, c, g, k, M, F, meta_start)
-    w = (lo.to(tl.int64) << (16 * i0).to(tl.int64)) | (hi.to(tl.int64) << (16 * i1).to(tl.int64))
-    tl.store(out_ptr.to(tl.pointer_type(tl.int64)) + (r * (stride_om // 4))[:, None, None] + g[None, :, :], w)
+    r0, t, g0 = quad_coords(BLOCK_M, BLOCK_F)
+    word, off, n00, n01, n10, n11 = _load_meta(packed_ptr, r0, t, F, meta_start)
+    p00, p01, p10, p11 = load_values(packed_ptr, r0, g0, F)
+    store_groups(out_ptr, r0, g0, stride_om, _expand(p00, n00), _expand(p01, n01), _expand(p10, n10), _expand(p11, n11))
+
+
+@triton.jit
+def _dense_grad(gw, yw, pv, nib, MODE: tl.constexpr, IS_BF16: tl.constexpr, HW_CVT: tl.constexpr):
+    """dy1 group word (int64) from the grad group word ``gw`` and, by MODE (0 masked from
+    packed, 1 masked with y, 2 ste), the y group word and/or the kept pair + nibble."""
+    if MODE != 2:
+        i0 = nib & 3
+        i1 = nib >> 2
+        lo = pv & 0xFFFF
+        hi = (pv >> 16) & 0xFFFF
+    res = gw & 0  # int64 zeros (tl.zeros is a @jit function: avoided for the interpreter)
+    for j in tl.static_range(4):
+        gj = half_bits_to_f32(((gw >> (16 * j)) & 0xFFFF).to(tl.int32), IS_BF16)
+        if MODE != 0:
+            yj = tl.maximum(half_bits_to_f32(((yw >> (16 * j)) & 0xFFFF).to(tl.int32), IS_BF16), 0.0)
+        if MODE == 2:
+            d = 2.0 * gj * yj
+        else:
+            kept = (i0 == j) | (i1 == j)
+            v = half_bits_to_f32(tl.where(i0 == j, lo, tl.where(i1 == j, hi, 0)), IS_BF16)
+            if MODE == 0:
+                d = tl.where(kept, 2.0 * gj * tl.sqrt(v), 0.0)
+            else:
+                d = tl.where(kept & (v != 0.0), 2.0 * gj * yj, 0.0)
+        res = res | (f32_to_half_bits(d, IS_BF16, HW_CVT).to(tl.int64) << (16 * j))
+    return res
 
 
 @triton.jit
@@ -72,35 +114,51 @@ def relu2_sparsify24_backward_kernel(
     meta_start,
     MODE: tl.constexpr,  # 0 masked from packed, 1 masked with y, 2 ste
     IS_BF16: tl.constexpr,
+    HW_CVT: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_F: tl.constexpr,
 ):
-    NC: tl.constexpr = BLOCK_F // 16
-    r = (tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)
-    c = tl.program_id(1) * NC + tl.arange(0, NC)
-    k = tl.arange(0, 4)
-    g = c[:, None] * 4 + k[None, :]
-    gw = tl.load(grad_ptr.to(tl.pointer_type(tl.int64)) + (r * (stride_gm // 4))[:, None, None] + g[None, :, :])
+    r0, t, g0 = quad_coords(BLOCK_M, BLOCK_F)
+    g00, g01, g10, g11 = load_groups(grad_ptr, r0, g0, stride_gm)
     if MODE != 0:
-        yw = tl.load(y_ptr.to(tl.pointer_type(tl.int64)) + (r * (stride_ym // 4))[:, None, None] + g[None, :, :])
+        y00, y01, y10, y11 = load_groups(y_ptr, r0, g0, stride_ym)
+    else:
+        y00 = g00
+        y01 = g01
+        y10 = g10
+        y11 = g11
     if MODE != 2:
-        lo, hi, i0, i1, word, off = _load_pattern(packed_ptr, r, c, g, k, M, F, meta_start)
-    res = gw & 0  # int64 zeros (tl.zeros is a @jit function: avoided for the interpreter)
-    for j in tl.static_range(4):
-        gj = half_bits_to_f32(((gw >> (16 * j)) & 0xFFFF).to(tl.int32), IS_BF16)
-        if MODE != 0:
-            yj = tl.maximum(half_bits_to_f32(((yw >> (16 * j)) & 0xFFFF).to(tl.int32), IS_BF16), 0.0)
-        if MODE == 2:
-            d = 2.0 * gj * yj
-        else:
-            kept = (i0 == j) | (i1 == j)
-            v = half_bits_to_f32(tl.where(i0 == j, lo, tl.where(i1 == j, hi, 0)), IS_BF16)
-            if MODE == 0:
-                d = tl.where(kept, 2.0 * gj * tl.sqrt(v), 0.0)
-            else:
-                d = tl.where(kept & (v != 0.0), 2.0 * gj * yj, 0.0)
-        res = res | (f32_to_half_bits(d, IS_BF16).to(tl.int64) << (16 * j))
-    tl.store(out_ptr.to(tl.pointer_type(tl.int64)) + (r * (F // 4))[:, None, None] + g[None, :, :], res)
+        word, off, n00, n01, n10, n11 = _load_meta(packed_ptr, r0, t, F, meta_start)
+        p00, p01, p10, p11 = load_values(packed_ptr, r0, g0, F)
+    else:
+        n00 = g00.to(tl.int32)
+        n01 = n00
+        n10 = n00
+        n11 = n00
+        p00 = n00
+        p01 = n00
+        p10 = n00
+        p11 = n00
+    store_groups(
+        out_ptr,
+        r0,
+        g0,
+        F,
+        _dense_grad(g00, y00, p00, n00, MODE, IS_BF16, HW_CVT),
+        _dense_grad(g01, y01, p01, n01, MODE, IS_BF16, HW_CVT),
+        _dense_grad(g10, y10, p10, n10, MODE, IS_BF16, HW_CVT),
+        _dense_grad(g11, y11, p11, n11, MODE, IS_BF16, HW_CVT),
+    )
+
+
+@triton.jit
+def _compressed_grad(gw, pv, nib, IS_BF16: tl.constexpr, HW_CVT: tl.constexpr):
+    """Kept pair of dy1 = 2 * grad * sqrt(v) at the two kept positions of the group."""
+    g0 = half_bits_to_f32(((gw >> ((nib & 3) * 16).to(tl.int64)) & 0xFFFF).to(tl.int32), IS_BF16)
+    g1 = half_bits_to_f32(((gw >> ((nib >> 2) * 16).to(tl.int64)) & 0xFFFF).to(tl.int32), IS_BF16)
+    d0 = f32_to_half_bits(2.0 * g0 * tl.sqrt(half_bits_to_f32(pv & 0xFFFF, IS_BF16)), IS_BF16, HW_CVT)
+    d1 = f32_to_half_bits(2.0 * g1 * tl.sqrt(half_bits_to_f32((pv >> 16) & 0xFFFF, IS_BF16)), IS_BF16, HW_CVT)
+    return d0 | (d1 << 16)
 
 
 @triton.jit
@@ -113,31 +171,34 @@ def relu2_sparsify24_backward_compressed_kernel(
     stride_gm,
     meta_start,
     IS_BF16: tl.constexpr,
+    HW_CVT: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_F: tl.constexpr,
 ):
-    NC: tl.constexpr = BLOCK_F // 16
-    r = (tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)
-    c = tl.program_id(1) * NC + tl.arange(0, NC)
-    k = tl.arange(0, 4)
-    g = c[:, None] * 4 + k[None, :]
-    gw = tl.load(grad_ptr.to(tl.pointer_type(tl.int64)) + (r * (stride_gm // 4))[:, None, None] + g[None, :, :])
-    lo, hi, i0, i1, word, off = _load_pattern(packed_ptr, r, c, g, k, M, F, meta_start)
-    g0 = half_bits_to_f32(((gw >> (16 * i0).to(tl.int64)) & 0xFFFF).to(tl.int32), IS_BF16)
-    g1 = half_bits_to_f32(((gw >> (16 * i1).to(tl.int64)) & 0xFFFF).to(tl.int32), IS_BF16)
-    d0 = f32_to_half_bits(2.0 * g0 * tl.sqrt(half_bits_to_f32(lo, IS_BF16)), IS_BF16)
-    d1 = f32_to_half_bits(2.0 * g1 * tl.sqrt(half_bits_to_f32(hi, IS_BF16)), IS_BF16)
-    tl.store(out_ptr.to(tl.pointer_type(tl.int32)) + (r * (F // 4))[:, None, None] + g[None, :, :], d0 | (d1 << 16))
+    r0, t, g0 = quad_coords(BLOCK_M, BLOCK_F)
+    g00, g01, g10, g11 = load_groups(grad_ptr, r0, g0, stride_gm)
+    word, off, n00, n01, n10, n11 = _load_meta(packed_ptr, r0, t, F, meta_start)
+    p00, p01, p10, p11 = load_values(packed_ptr, r0, g0, F)
+    store_values(
+        out_ptr,
+        r0,
+        g0,
+        F,
+        _compressed_grad(g00, p00, n00, IS_BF16, HW_CVT),
+        _compressed_grad(g01, p01, n01, IS_BF16, HW_CVT),
+        _compressed_grad(g10, p10, n10, IS_BF16, HW_CVT),
+        _compressed_grad(g11, p11, n11, IS_BF16, HW_CVT),
+    )
     tl.store(out_ptr.to(tl.pointer_type(tl.int16)) + meta_start + off, word)
 
 
-def _setup(packed: torch.Tensor, rows: int, cols: int, config):
+def _setup(packed: torch.Tensor, rows: int, cols: int, config, name: str):
     check_cslt_shape(rows, cols, packed.dtype)
     if packed.numel() != rows * cols * 9 // 16 or not packed.is_contiguous():
         raise ValueError(f"packed must be a contiguous buffer of {rows * cols * 9 // 16} elements")
     interpret = packed.device.type != "cuda"
-    bm, bf, nw = fit_config(config or (INTERP_CONFIG if interpret else BWD_CONFIG), rows, cols)
-    return kernel_module(__name__, interpret), (rows // bm, cols // bf), dict(BLOCK_M=bm, BLOCK_F=bf, num_warps=nw)
+    bm, bf, nw = fit_config(config or (INTERP_CONFIG if interpret else CONFIGS[name]), rows, cols)
+    return kernel_module(__name__, interpret), (rows // bm, cols // bf), dict(BLOCK_M=bm, BLOCK_F=bf, num_warps=nw), not interpret
 
 
 def _maybe_wrap(kern, wrap):
@@ -146,7 +207,7 @@ def _maybe_wrap(kern, wrap):
 
 def sparse24_decompress(packed: torch.Tensor, rows: int, cols: int, *, config=None, wrap=None) -> torch.Tensor:
     """Dense ``rows x cols`` tensor (dtype of ``packed``) represented by ``packed``."""
-    mod, grid, meta = _setup(packed, rows, cols, config)
+    mod, grid, meta, _ = _setup(packed, rows, cols, config, "decompress")
     out = torch.empty((rows, cols), dtype=packed.dtype, device=packed.device)
     _maybe_wrap(mod.sparse24_decompress_kernel, wrap)[grid](
         packed, out, rows, cols, out.stride(0), values_numel(rows, cols), **meta
@@ -175,7 +236,7 @@ def relu2_sparsify24_backward(
         raise ValueError(f"mode {mode!r} needs y")
     if grad.numel() != rows * cols or grad.shape[-1] != cols or grad.dtype != packed.dtype:
         raise ValueError("grad must have rows * cols elements, last dim cols, and packed's dtype")
-    mod, grid, meta = _setup(packed, rows, cols, config)
+    mod, grid, meta, hw = _setup(packed, rows, cols, config, "backward")
     g2 = _aligned_rows(grad)
     y2 = _aligned_rows(y) if y is not None else g2  # dummy pointer when unused
     out = torch.empty((rows, cols), dtype=grad.dtype, device=grad.device)
@@ -191,6 +252,7 @@ def relu2_sparsify24_backward(
         values_numel(rows, cols),
         MODE=kmode,
         IS_BF16=grad.dtype == torch.bfloat16,
+        HW_CVT=hw,
         **meta,
     )
     return out.view(grad.shape)
@@ -202,11 +264,11 @@ def relu2_sparsify24_backward_compressed(
     """Masked ``dy1`` in the compressed layout (same shape as ``packed``, same metadata)."""
     if grad.numel() != rows * cols or grad.shape[-1] != cols or grad.dtype != packed.dtype:
         raise ValueError("grad must have rows * cols elements, last dim cols, and packed's dtype")
-    mod, grid, meta = _setup(packed, rows, cols, config)
+    mod, grid, meta, hw = _setup(packed, rows, cols, config, "compressed")
     g2 = _aligned_rows(grad)
     out = torch.empty(packed_shape(rows, cols), dtype=packed.dtype, device=packed.device)
     _maybe_wrap(mod.relu2_sparsify24_backward_compressed_kernel, wrap)[grid](
         g2, packed, out, rows, cols, g2.stride(0), values_numel(rows, cols),
-        IS_BF16=grad.dtype == torch.bfloat16, **meta,
+        IS_BF16=grad.dtype == torch.bfloat16, HW_CVT=hw, **meta,
     )
     return out

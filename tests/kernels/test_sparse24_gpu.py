@@ -21,7 +21,7 @@ from elas_compile.kernels import cslt_layout as L  # noqa: E402
 from elas_compile.kernels import reference as R  # noqa: E402
 from elas_compile.kernels import triton_ops  # noqa: E402,F401  (registers torch.ops.elas)
 from elas_compile.kernels import triton_sparse24_backward as B  # noqa: E402
-from elas_compile.kernels.triton_relu2_sparsify import relu2_sparsify24_compress  # noqa: E402
+from elas_compile.kernels.triton_relu2_sparsify import SWEEP_CONFIGS, relu2_sparsify24_compress  # noqa: E402
 
 DTYPES = [torch.bfloat16, torch.float16]
 DEV = "cuda"
@@ -69,21 +69,31 @@ def rel_err(out, ref):
     return ((out.double() - ref).norm() / ref.norm().clamp_min(1e-30)).item()
 
 
+ALIGNED_SHAPES = [(64, 64), (128, 128), (192, 320), (256, 512), (384, 256), (1024, 2048)]
+
+
+def test_layout_verified_on_this_gpu():
+    assert L.cslt_layout_verified(DEV)
+    assert L.cslt_shape_ok(192, 320, torch.bfloat16, device=DEV)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(128, 128), (256, 512), (384, 256), (1024, 2048)])
+@pytest.mark.parametrize("shape", ALIGNED_SHAPES)
 def test_cslt_compress_matches_reference_layout(dtype, shape):
     x = R.sparsify24(make("normal", *shape, dtype))  # exactly two nonzeros per group
     c = torch._cslt_compress(x)
     assert tuple(c.shape) == L.packed_shape(*shape) and c.dtype == dtype
     assert torch.equal(bits(c), bits(L.compress24_reference(x)))
+    assert torch.equal(L.decompress24_reference(c, *shape), x)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kind", ["normal", "ties", "sparse", "zeros", "scales"])
-@pytest.mark.parametrize("shape", [(128, 128), (256, 384), (2048, 1024)])
-def test_forward_kernel_bitexact(dtype, kind, shape):
+@pytest.mark.parametrize("shape", [(128, 128), (192, 320), (2048, 1024)])
+@pytest.mark.parametrize("hw_cvt", [None, False])
+def test_forward_kernel_bitexact(dtype, kind, shape, hw_cvt):
     y = make(kind, *shape, dtype, seed=hash((kind, shape)) % 1000)
-    p = relu2_sparsify24_compress(y)
+    p = relu2_sparsify24_compress(y, hw_cvt=hw_cvt)
     ref = L.relu2_sparsify24_compress_reference(y)
     assert torch.equal(bits(p), bits(ref))
     assert torch.equal(B.sparse24_decompress(p, *shape), R.relu2_sparsify24(y))
@@ -91,9 +101,30 @@ def test_forward_kernel_bitexact(dtype, kind, shape):
     assert torch.equal(bits(relu2_sparsify24_compress(x, apply_relu2=False)), bits(L.compress24_reference(x)))
 
 
+def test_every_block_config():
+    """All configurations the benchmark sweeps (so any of them can become the default)."""
+    rows, cols = 512, 1024
+    y = make("ties", rows, cols, torch.bfloat16, seed=11)
+    gr = make("normal", rows, cols, torch.bfloat16, seed=12)
+    ref = bits(L.relu2_sparsify24_compress_reference(y))
+    for cfg in SWEEP_CONFIGS:
+        assert torch.equal(bits(relu2_sparsify24_compress(y, config=cfg)), ref), cfg
+    p = relu2_sparsify24_compress(y)
+    dense = B.relu2_sparsify24_backward(gr, p, None, "masked", rows, cols)
+    ste = B.relu2_sparsify24_backward(gr, p, y, "ste", rows, cols)
+    cmp_ = B.relu2_sparsify24_backward_compressed(gr, p, rows, cols)
+    s = B.sparse24_decompress(p, rows, cols)
+    for cfg in B.SWEEP_CONFIGS:
+        assert torch.equal(B.relu2_sparsify24_backward(gr, p, None, "masked", rows, cols, config=cfg), dense), cfg
+        assert torch.equal(B.relu2_sparsify24_backward(gr, p, y, "ste", rows, cols, config=cfg), ste), cfg
+        assert torch.equal(bits(B.relu2_sparsify24_backward_compressed(gr, p, rows, cols, config=cfg)), bits(cmp_)), cfg
+        assert torch.equal(B.sparse24_decompress(p, rows, cols, config=cfg), s), cfg
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_sparse_mm_every_alg_id(dtype):
-    rows, cols, n = 512, 1024, 768
+@pytest.mark.parametrize("shape", [(512, 1024, 768), (192, 320, 64), (64, 64, 128)])
+def test_sparse_mm_every_alg_id(dtype, shape):
+    rows, cols, n = shape
     y = make("normal", rows, cols, dtype, seed=3)
     p = torch.ops.elas.relu2_sparsify24_compress(y)
     s = R.relu2_sparsify24(y).double()
@@ -130,7 +161,7 @@ def test_backward_kernels(dtype, kind):
     fin = torch.isfinite(out)
     tol = 2.0 ** (-6 if dtype == torch.bfloat16 else -8)
     err = (d.double() - ref).abs()
-    assert (err <= tol * ref.abs() + 2.0**-11 * gr.double().abs())[fin].all()
+    assert (err <= tol * ref.abs() + 2.0**-11 * gr.double().abs() + 2.0**-24)[fin].all()  # + fp16 subnormal step
     d_ref = L.relu2_sparsify24_backward_reference(gr, p, None, "masked", rows, cols)
     ulp = (d.float() - d_ref.float()).abs() <= 2**-7 * d_ref.float().abs()  # <= 1 ulp (sqrt rounding)
     assert ulp[fin].all()
@@ -172,6 +203,14 @@ def test_ops_under_torch_compile():
     for a, b in zip(eager, comp):
         assert a.shape == b.shape and torch.equal(bits(a), bits(b))
     assert torch.equal(eager[1], R.relu2_sparsify24(y.reshape(rows, cols)))
+    p = eager[0]
+    for op, args in [
+        (torch.ops.elas.relu2_sparsify24_compress, (y,)),
+        (torch.ops.elas.sparse24_decompress, (p, rows, cols)),
+        (torch.ops.elas.relu2_sparsify24_backward, (gr, p, None, "masked", rows, cols)),
+        (torch.ops.elas.relu2_sparsify24_backward_compressed, (gr, p, rows, cols)),
+    ]:
+        torch.library.opcheck(op, args, test_utils=("test_schema", "test_faketensor", "test_aot_dispatch_static"))
 
 
 def test_strided_input():
