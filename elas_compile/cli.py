@@ -4,6 +4,7 @@
     elas-compile train --baseline full       # the same model without ELAS
     elas-compile plot runs/a runs/b -o cmp.png
     elas-compile bench --preset llama-130m
+    torchrun --nproc-per-node 8 -m elas_compile train --preset llama-1b --parallel fsdp
 
 User errors (missing file, unknown preset, a model the rewrite cannot handle, ...) print one line
 on stderr and exit with status 2; no traceback.
@@ -11,6 +12,7 @@ on stderr and exit with status 2; no traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -118,9 +120,14 @@ def main(argv: Optional[List[str]] = None) -> int:
 
         return cmd_bench(ns)
     except user_errors() as e:
+        from elas_compile.train.distributed import PeerError
         from elas_compile.train.loop import Diverged
 
+        if isinstance(e, PeerError):  # rank 0 failed and said why; the other ranks stop quietly
+            return 2
         where = f"{PROG} {command}" if command in ("train", "plot", "bench") else PROG
+        rank = os.environ.get("RANK", "0")
+        where = f"[rank {rank}] {where}" if rank not in ("", "0") else where
         print(f"{where}: error: {first_line(e)}", file=sys.stderr)
         return 1 if isinstance(e, Diverged) else 2
 

@@ -1,14 +1,15 @@
-"""Checkpoints in safetensors (no pickle): everything an exact resume needs.
+"""The checkpoint folder: everything an exact resume needs, no pickle.
 
 A checkpoint is the folder ``<run>/checkpoint/`` with
 
-- ``model.safetensors``: the (uncompiled, rewritten) model's weights;
-- ``state.safetensors``: every tensor of the optimizer, sparsity-schedule and RNG states;
-- ``state.json``: the rest of those states (with references into ``state.safetensors``), the
-  step and the token count.
+- ``dcp/``: model and optimizer state, sharded, written by every rank with
+  ``torch.distributed.checkpoint`` (:mod:`.dcp`); loads on any world size;
+- ``model.safetensors``: the full (unsharded, rewritten) weights, for inference and export;
+- ``state.safetensors`` + ``state.json``: the sparsity schedule, every rank's RNG states (tensors
+  in the first, the rest with references into it), the step and the token count.
 
 It is written to ``checkpoint.tmp/`` and renamed into place, so a crash mid-save leaves the
-previous checkpoint intact.
+previous checkpoint intact. Format-1 checkpoints (before DCP) still load in one process.
 """
 from __future__ import annotations
 
@@ -20,11 +21,11 @@ from typing import Any, Dict, Optional, Tuple
 
 import torch
 import torch.nn as nn
-from safetensors.torch import load_file, load_model, save_file, save_model
+from safetensors.torch import load_file, load_model, save_file
 
 from elas_compile.train.errors import TrainError, first_line
 
-FORMAT = 1
+FORMAT = 2  # 1: weights and optimizer in safetensors (no dcp/); read by load_legacy_checkpoint
 
 
 def encode(obj: Any, prefix: str, tensors: Dict[str, torch.Tensor]) -> Any:
@@ -60,20 +61,30 @@ def decode(obj: Any, tensors: Dict[str, torch.Tensor]) -> Any:
     return obj
 
 
-def save_checkpoint(run_dir: Path, model: nn.Module, states: Dict[str, Any], meta: Dict[str, Any]) -> Path:
-    """Write ``run_dir/checkpoint`` atomically. ``states`` maps names (``optimizer``,
-    ``sparsity``, ``rng``) to state objects; ``meta`` holds plain JSON (step, tokens...)."""
-    final = run_dir / "checkpoint"
-    tmp = run_dir / "checkpoint.tmp"
-    old = run_dir / "checkpoint.old"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_model(model, str(tmp / "model.safetensors"))
+def write_states(folder: Path, states: Dict[str, Any], meta: Dict[str, Any], fmt: int = FORMAT) -> None:
+    """``state.safetensors`` + ``state.json``: the small, replicated states and ``meta``."""
     tensors: Dict[str, torch.Tensor] = {}
     encoded = {name: encode(state, name, tensors) for name, state in states.items()}
-    save_file(tensors, str(tmp / "state.safetensors"))
-    doc = {"format": FORMAT, "meta": meta, "states": encoded}
-    (tmp / "state.json").write_text(json.dumps(doc, indent=1), encoding="utf-8")
+    save_file(tensors, str(folder / "state.safetensors"))
+    doc = {"format": fmt, "meta": meta, "states": encoded}
+    (folder / "state.json").write_text(json.dumps(doc, indent=1), encoding="utf-8")
+
+
+def read_states(ckpt: Path) -> Tuple[Dict[str, Any], Dict[str, Any], int]:
+    """``(states, meta, format)`` of a checkpoint folder."""
+    try:
+        doc = json.loads((ckpt / "state.json").read_text(encoding="utf-8"))
+        tensors = load_file(str(ckpt / "state.safetensors"))
+    except Exception as e:
+        raise TrainError(f"cannot read checkpoint {ckpt}: {first_line(e)}") from None
+    states = {name: decode(state, tensors) for name, state in doc["states"].items()}
+    return states, doc["meta"], doc.get("format")
+
+
+def publish(tmp: Path, final: Path) -> Path:
+    """Move a complete checkpoint folder ``tmp`` into place at ``final`` (keeping the previous one
+    as ``checkpoint.old`` until the rename is done)."""
+    old = final.with_name(final.name + ".old")
     if final.exists():
         shutil.rmtree(old, ignore_errors=True)
         os.replace(final, old)
@@ -86,17 +97,17 @@ def find_checkpoint(run_dir: Path) -> Optional[Path]:
     """The run's last complete checkpoint (``checkpoint.old`` if a save was interrupted)."""
     for name in ("checkpoint", "checkpoint.old"):
         ckpt = run_dir / name
-        if (ckpt / "state.json").is_file() and (ckpt / "model.safetensors").is_file():
+        if (ckpt / "state.json").is_file() and ((ckpt / "dcp" / ".metadata").is_file()
+                                                 or (ckpt / "model.safetensors").is_file()):
             return ckpt
     return None
 
 
-def load_checkpoint(ckpt: Path, model: nn.Module) -> Tuple[Dict[str, Any], Dict[str, Any]]:
-    """Load the weights into ``model`` (strictly) and return ``(states, meta)``."""
+def load_legacy_checkpoint(ckpt: Path, model: nn.Module) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """A format-1 checkpoint (before DCP: weights only in ``model.safetensors``, the optimizer
+    state keyed by parameter index): load the weights strictly, return ``(states, meta)``."""
     try:
-        doc = json.loads((ckpt / "state.json").read_text(encoding="utf-8"))
         missing, unexpected = load_model(model, str(ckpt / "model.safetensors"), strict=False)
-        tensors = load_file(str(ckpt / "state.safetensors"))
     except Exception as e:
         raise TrainError(f"cannot read checkpoint {ckpt}: {first_line(e)}") from None
     if missing or unexpected:
@@ -104,7 +115,5 @@ def load_checkpoint(ckpt: Path, model: nn.Module) -> Tuple[Dict[str, Any], Dict[
             f"checkpoint {ckpt} does not match the model (missing {len(missing)}, "
             f"unexpected {len(unexpected)} weights); was the run started with other options?"
         )
-    if doc.get("format") != FORMAT:
-        raise TrainError(f"checkpoint {ckpt} has format {doc.get('format')}, expected {FORMAT}")
-    states = {name: decode(state, tensors) for name, state in doc["states"].items()}
-    return states, doc["meta"]
+    states, meta, _ = read_states(ckpt)
+    return states, meta

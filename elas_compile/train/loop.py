@@ -4,6 +4,10 @@ One step: LR from the step number, the sampler's batch for that step, forward un
 cross-entropy, backward, gradient clipping, AdamW, then ``SparsitySchedule.step()``. Everything a
 step depends on is a function of the step number or lives in the checkpoint, so a resumed run
 reproduces the straight run's losses exactly.
+
+With ``--parallel ddp|fsdp`` (under torchrun) every rank runs this loop on its share of the global
+batch; the logged loss, gradient norm and validation loss are those of the global batch, and only
+rank 0 writes files, logs and draws the progress bar.
 """
 from __future__ import annotations
 
@@ -17,39 +21,47 @@ from typing import Any, Dict, List, Optional
 import torch
 import torch.nn.functional as F
 
-from elas_compile.data import atomic_write_text
-from elas_compile.train.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
+from elas_compile.data import DataError, atomic_write_text
+from elas_compile.train import distributed as D
+from elas_compile.train.checkpoint import find_checkpoint
+from elas_compile.train.dcp import load_checkpoint, save_checkpoint
 from elas_compile.train.errors import TrainError
 from elas_compile.train.metrics import MetricsLog
 from elas_compile.train.optim import build_optimizer, lr_at, set_lr
 from elas_compile.train.options import run_files
-from elas_compile.train.runtime import Runtime, make_runtime, rng_state, set_rng_state
-from elas_compile.train.setup import prepare_data, prepare_model
+from elas_compile.train.parallel import grad_norm_, wrap_model
+from elas_compile.train.runtime import Runtime
+from elas_compile.train.setup import Data, prepare_data, prepare_model
 
 
 class Diverged(TrainError):
     """The loss became NaN/inf (exit status 1, not a usage error)."""
 
 
-def lm_loss(model, batch: torch.Tensor, runtime: Runtime) -> torch.Tensor:
-    """Mean next-token cross-entropy of a ``[B, T+1]`` batch."""
+def lm_loss(model, batch: torch.Tensor, runtime: Runtime, reduction: str = "mean") -> torch.Tensor:
+    """Next-token cross-entropy of a ``[B, T+1]`` batch (mean, or sum with ``reduction="sum"``)."""
     with runtime.autocast():
-        logits = model(input_ids=batch[:, :-1]).logits
-    return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
+        logits = model(input_ids=batch[:, :-1], use_cache=False).logits
+    return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1),
+                           reduction=reduction)
 
 
 @torch.no_grad()
 def evaluate(model, batches: List[torch.Tensor], runtime: Runtime) -> float:
-    """Token-weighted mean validation loss."""
+    """Token-weighted mean validation loss over the global validation batches; each rank takes
+    its rows of every batch. A rank with no row of a (small, last) batch still runs it, weighted
+    0, so that FSDP's collectives stay in step."""
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
     for b in batches:
-        b = b.to(runtime.device, non_blocking=True)
-        n = b[:, 1:].numel()
-        total += lm_loss(model, b, runtime).item() * n
-        count += n
+        rows = b.tensor_split(runtime.world_size)[runtime.rank]
+        weight = 1.0 if rows.shape[0] else 0.0
+        rows = (rows if rows.shape[0] else b[:1]).to(runtime.device, non_blocking=True)
+        total += lm_loss(model, rows, runtime, reduction="sum").item() * weight
+        count += rows[:, 1:].numel() * int(weight)
     model.train(was_training)
+    total, count = D.all_sum([total, float(count)], runtime)
     return total / max(count, 1)
 
 
@@ -69,30 +81,58 @@ def prepare_run_dir(o: Dict[str, Any], run_dir: Path) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
 
 
+def _prepare_data(o: Dict[str, Any], run_dir: Path, resume: bool, rt: Runtime) -> Data:
+    """Rank 0 builds the data first (trains and caches the tokenizer, checks the run folder); the
+    others then use its tokenizer, so every rank tokenizes identically."""
+    def on_main() -> Data:
+        if not resume:
+            prepare_run_dir(o, run_dir)
+        return prepare_data(o, run_dir, resume, rt.rank, rt.world_size)
+
+    data = D.main_first(rt, on_main, errors=(TrainError, DataError))
+    tok_json = D.broadcast_object(data.tokenizer.backend.to_str() if rt.is_main and data.tokenizer.hf is None
+                                  else None, rt)
+    if not rt.is_main:
+        tok = None
+        if tok_json is not None:
+            from tokenizers import Tokenizer as _Tok
+
+            from elas_compile.data.tokenizer import Tokenizer
+
+            tok = Tokenizer(_Tok.from_str(tok_json), source="rank 0")
+        data = prepare_data(o, run_dir, resume, rt.rank, rt.world_size, tokenizer=tok)
+    return data
+
+
 def train(o: Dict[str, Any], runtime: Optional[Runtime] = None, log=print) -> Dict[str, Any]:
     """Run (or resume) the training described by the resolved options ``o``; returns the summary."""
-    runtime = runtime or make_runtime(o.get("device", "auto"), o.get("precision", "auto"), o.get("compile"),
-                                      o.get("threads"))
+    runtime = runtime or D.setup_runtime(o)
+    try:
+        return _train(o, runtime, log)
+    finally:
+        D.teardown(runtime)
+
+
+def _train(o: Dict[str, Any], runtime: Runtime, log) -> Dict[str, Any]:
     run_dir = Path(o["out"])
     resume = bool(o.get("resume"))
     ckpt = find_checkpoint(run_dir) if resume else None
     if resume and ckpt is None:
         raise TrainError(f"nothing to resume in {run_dir}: no checkpoint there")
-    if runtime.is_main:
-        prepare_run_dir(o, run_dir)
 
-    data = prepare_data(o, run_dir, resume, runtime.rank, runtime.world_size)
-    bundle = prepare_model(o, data.tokenizer.vocab_size, runtime.device)
+    data = _prepare_data(o, run_dir, resume, runtime)
+    # FSDP2 moves each rank's shards to its device; the full model stays on the CPU until then
+    where = torch.device("cpu") if runtime.parallel == "fsdp" else runtime.device
+    bundle = prepare_model(o, data.tokenizer.vocab_size, where)
     model, schedule = bundle.model, bundle.schedule
+    fwd = wrap_model(model, runtime, activation_checkpointing=bool(o.get("activation_checkpointing")))
     optimizer = build_optimizer(model, lr=o["lr"], weight_decay=o["weight_decay"], betas=(o["beta1"], o["beta2"]))
 
     step, tokens, elapsed = 0, 0, 0.0
     if ckpt is not None:
-        states, meta = load_checkpoint(ckpt, model)
-        optimizer.load_state_dict(states["optimizer"])
+        states, meta = load_checkpoint(ckpt, model, optimizer, runtime)
         if schedule is not None and "sparsity" in states:
             schedule.load_state_dict(states["sparsity"])
-        set_rng_state(states["rng"])
         step, tokens, elapsed = meta["step"], meta["tokens"], meta.get("elapsed_s", 0.0)
     if runtime.is_main:
         public = {k: v for k, v in o.items() if k not in ("resume", "overwrite", "stop_at")}
@@ -102,10 +142,9 @@ def train(o: Dict[str, Any], runtime: Optional[Runtime] = None, log=print) -> Di
             data.tokenizer.save(run_dir)
     metrics = (MetricsLog.resume(run_dir, o, step) if resume else MetricsLog(run_dir, o)) if runtime.is_main else None
 
-    fwd = torch.compile(model) if runtime.compile else model
     total = o["steps"]
     stop = min(total, o.get("stop_at") or total)
-    tok_per_step = o["batch_size"] * o["seq_len"] * runtime.world_size
+    tok_per_step = o["batch_size"] * o["seq_len"]  # the global batch
     if runtime.is_main:
         log(f"{o['name']}: {bundle.params / 1e6:.2f}M params ({bundle.params_before / 1e6:.2f}M before the "
             f"rewrite), {data.source}: {data.split.n_train:,} train / {data.split.n_val:,} val tokens, "
@@ -120,6 +159,13 @@ def train(o: Dict[str, Any], runtime: Optional[Runtime] = None, log=print) -> Di
     model.train()
     rate = None
     last_save = step
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+
+    def save() -> None:
+        states = {"sparsity": schedule.state_dict()} if schedule is not None else {}
+        save_checkpoint(run_dir, model, optimizer, states,
+                        {"step": step, "tokens": tokens, "elapsed_s": elapsed}, runtime)
+
     try:
         while step < stop:
             lr = lr_at(step, lr=o["lr"], warmup_steps=o["warmup_steps"], total_steps=total,
@@ -130,17 +176,12 @@ def train(o: Dict[str, Any], runtime: Optional[Runtime] = None, log=print) -> Di
             t0 = time.perf_counter()
             loss = lm_loss(fwd, batch, runtime)
             loss.backward()
-            params = [p for g in optimizer.param_groups for p in g["params"]]
-            if o["grad_clip"] > 0:
-                gnorm = float(torch.nn.utils.clip_grad_norm_(params, o["grad_clip"]))
-            else:
-                gnorm = float(torch.linalg.vector_norm(torch.stack(
-                    [p.grad.norm() for p in params if p.grad is not None])))
+            gnorm = grad_norm_(params, o["grad_clip"])
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             if schedule is not None:
                 schedule.step()
-            loss_v = loss.item()
+            loss_v = D.all_mean(loss.item(), runtime)  # equal shares: the global batch's mean
             runtime.synchronize()
             dt = time.perf_counter() - t0
             elapsed += dt
@@ -165,19 +206,23 @@ def train(o: Dict[str, Any], runtime: Optional[Runtime] = None, log=print) -> Di
                 bar.set_postfix(post, refresh=False)
                 bar.update(1)
             if (o["save_every"] and step % o["save_every"] == 0) or step == stop:
-                _save(run_dir, model, optimizer, schedule, step, tokens, elapsed, runtime)
+                save()
                 last_save = step
     except KeyboardInterrupt:
-        if step > last_save:
-            _save(run_dir, model, optimizer, schedule, step, tokens, elapsed, runtime)
-        raise TrainError(f"interrupted at step {step}; checkpoint saved in {run_dir}, continue with --resume") from None
+        # one process: save what we have. Several: the ranks stop at different points, and a
+        # collective save could hang; the last periodic checkpoint stands.
+        if step > last_save and runtime.world_size == 1:
+            save()
+            last_save = step
+        raise TrainError(f"interrupted at step {step}; checkpoint of step {last_save} in {run_dir}, "
+                         f"continue with --resume") from None
     finally:
         if bar is not None:
             bar.close()
 
     summary = {"params": bundle.params, "params_before_rewrite": bundle.params_before,
                "train_tokens_per_s": tokens / elapsed if elapsed else None, "wall_s": elapsed,
-               "finished": step >= total, "device": runtime.describe()}
+               "finished": step >= total, "device": runtime.describe(), "world_size": runtime.world_size}
     if metrics is not None:
         metrics.flush(**summary)
         summary = dict(metrics.summary)
@@ -189,15 +234,6 @@ def train(o: Dict[str, Any], runtime: Optional[Runtime] = None, log=print) -> Di
         log(f"{o['name']}: {state}: loss {last_loss:.4f}{val}, "
             f"{summary.get('train_tokens_per_s') or 0:,.0f} tok/s; {run_dir}/metrics.csv, loss.png, checkpoint/")
     return summary
-
-
-def _save(run_dir, model, optimizer, schedule, step, tokens, elapsed, runtime: Runtime) -> None:
-    if not runtime.is_main:
-        return
-    states = {"optimizer": optimizer.state_dict(), "rng": rng_state()}
-    if schedule is not None:
-        states["sparsity"] = schedule.state_dict()
-    save_checkpoint(run_dir, model, states, {"step": step, "tokens": tokens, "elapsed_s": elapsed})
 
 
 def _plot(run_dir: Path, compare: List[str], name: str, log) -> None:

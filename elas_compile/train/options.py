@@ -11,8 +11,11 @@ from elas_compile.train.presets import DEFAULT_PRESET, PRESETS, get_preset
 from elas_compile.train.variant import BASELINES
 
 # Options a resumed run may change: they do not alter the training trajectory.
+# --parallel and --activation-checkpointing too: the global batch and the math stay the same (a
+# checkpoint saved on W ranks resumes on any number).
 RESUME_OVERRIDABLE = {"stop_at", "threads", "eval_every", "save_every", "progress", "compare", "device",
-                      "compile", "resume", "overwrite", "out", "eval_batches"}
+                      "compile", "resume", "overwrite", "out", "eval_batches", "parallel",
+                      "activation_checkpointing"}
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -78,6 +81,13 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's)")
     g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
                    help="show the progress bar (default on)")
+    g = p.add_argument_group("distributed (launch with torchrun; see docs/distributed.md)")
+    g.add_argument("--parallel", choices=("none", "ddp", "fsdp"), default="none",
+                   help="data parallelism over torchrun's processes: ddp (replicated weights) or fsdp "
+                        "(FSDP2 fully_shard per transformer block); --batch-size is the global batch, "
+                        "split evenly over the processes")
+    g.add_argument("--activation-checkpointing", action="store_true",
+                   help="recompute each transformer block's activations in the backward (saves memory)")
 
 
 def resolve(opts: Dict[str, Any]) -> Dict[str, Any]:

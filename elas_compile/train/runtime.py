@@ -1,8 +1,8 @@
 """Where and how a run executes: device, precision, compile, process rank, RNG state.
 
-Everything rank-dependent goes through :class:`Runtime`, so a later ``--parallel ddp|fsdp``
-only has to build one with ``rank``/``world_size`` from torch.distributed: logging, plots and
-checkpoints already happen on ``is_main`` only and the sampler already shards by rank.
+Everything rank-dependent goes through :class:`Runtime`: logging, plots, metrics and progress bars
+happen on ``is_main`` only, the sampler shards the global batch by rank. ``--parallel ddp|fsdp``
+runs get theirs from :func:`elas_compile.train.distributed.setup_runtime` (torchrun's env).
 """
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ class Runtime:
     compile: bool
     rank: int = 0
     world_size: int = 1
+    parallel: str = "none"  # none | ddp | fsdp
+    owns_process_group: bool = False  # destroy it at the end of the run
 
     @property
     def is_main(self) -> bool:
@@ -40,7 +42,8 @@ class Runtime:
     def describe(self) -> str:
         prec = "bf16 autocast" if self.amp_dtype == torch.bfloat16 else "fp32"
         comp = "torch.compile" if self.compile else "eager"
-        return f"{self.device} ({prec}, {comp})"
+        par = f", {self.parallel} x{self.world_size}" if self.parallel != "none" else ""
+        return f"{self.device} ({prec}, {comp}{par})"
 
 
 def make_runtime(device: str = "auto", precision: str = "auto", compile: Optional[bool] = None,

@@ -39,14 +39,23 @@ def load_documents(o: Dict[str, Any]) -> Tuple[List[str], str]:
     return embedded_corpus(), "embedded Python documentation"
 
 
-def prepare_data(o: Dict[str, Any], run_dir: Path, resume: bool, rank: int = 0, world_size: int = 1) -> Data:
+def prepare_data(o: Dict[str, Any], run_dir: Path, resume: bool, rank: int = 0, world_size: int = 1,
+                 tokenizer: Optional[Tokenizer] = None) -> Data:
+    """Corpus, tokenizer (``tokenizer`` if given, e.g. rank 0's), split, this rank's sampler.
+
+    ``o["batch_size"]`` is the global batch: each of the ``world_size`` ranks samples
+    ``batch_size / world_size`` sequences of it. The validation batches are global too (the
+    loop gives each rank its rows)."""
+    from elas_compile.train.distributed import local_batch_size
+
+    local = local_batch_size(o["batch_size"], world_size)
     docs, source = load_documents(o)
-    tok: Optional[Tokenizer] = load_run_tokenizer(run_dir) if resume else None
+    tok: Optional[Tokenizer] = tokenizer or (load_run_tokenizer(run_dir) if resume else None)
     if tok is None:
         tok = load_tokenizer(o["tokenizer"]) if o.get("tokenizer") else bpe_tokenizer(docs, o["vocab_size"])
     ids = tok.encode_docs(docs)
     split = split_tokens(ids, o["val_fraction"], o["seq_len"])
-    sampler = BatchSampler(split.n_train, o["seq_len"], o["batch_size"], o["seed"], rank, world_size)
+    sampler = BatchSampler(split.n_train, o["seq_len"], local, o["seed"], rank, world_size)
     ev = eval_batches(split.val, o["seq_len"], o["batch_size"], o["eval_batches"])
     if tok.vocab_size < 2:
         raise DataError("the tokenizer has an empty vocabulary")
