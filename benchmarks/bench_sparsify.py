@@ -26,6 +26,11 @@ import os
 import sys
 
 import torch
+
+try:  # installed (python3 -m pip install -e .), else run from a checkout
+    import elas_compile.kernels  # noqa: F401
+except ImportError:
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import triton
 from triton.testing import do_bench
 

@@ -12,8 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 
 import torch
+
+try:  # installed (python3 -m pip install -e .), else run from a checkout
+    import elas_compile.kernels  # noqa: F401
+except ImportError:
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from elas_compile.kernels.cslt_layout import compress24_reference, decompress24_reference, meta_numel, values_numel
 from elas_compile.kernels.reference import sparsify24

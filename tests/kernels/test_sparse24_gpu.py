@@ -129,15 +129,15 @@ def test_sparse_mm_every_alg_id(dtype, shape):
     p = torch.ops.elas.relu2_sparsify24_compress(y)
     s = R.relu2_sparsify24(y).double()
     w = make("normal", n, cols, dtype, seed=4)  # nn.Linear weight [out, in]
-    ids = valid_alg_ids(p, w.t())
-    assert ids, "no cuSPARSELt algorithm accepted the buffer"
-    for b in (w.t(), w.t().contiguous()):
+    for b in (w.t(), w.t().contiguous()):  # the accepted ids differ between the two (bf16 on H100)
+        ids = valid_alg_ids(p, b)
+        assert ids, "no cuSPARSELt algorithm accepted the buffer"
         ref = s @ b.double()
         for a in ids:
             out = torch._cslt_sparse_mm(p, b, alg_id=a)
             assert out.shape == (rows, n)
             assert rel_err(out, ref) < 1e-2, (a, rel_err(out, ref))
-    best = torch._cslt_sparse_mm_search(p, w.t())
+    best = torch._cslt_sparse_mm_search(p, w.t().contiguous())
     assert best in ids
 
 
@@ -164,7 +164,9 @@ def test_backward_kernels(dtype, kind):
     assert (err <= tol * ref.abs() + 2.0**-11 * gr.double().abs() + 2.0**-24)[fin].all()  # + fp16 subnormal step
     d_ref = L.relu2_sparsify24_backward_reference(gr, p, None, "masked", rows, cols)
     ulp = (d.float() - d_ref.float()).abs() <= 2**-7 * d_ref.float().abs()  # <= 1 ulp (sqrt rounding)
-    assert ulp[fin].all()
+    # tl.sqrt flushes float32-subnormal v (relu(y) < 1.1e-19) to 0: excluded from the ulp check
+    normal_v = B.sparse24_decompress(p, rows, cols).float().abs() >= 2.0**-126
+    assert ulp[fin & (normal_v | (out == 0))].all()
     c = B.relu2_sparsify24_backward_compressed(gr, p, rows, cols)
     assert torch.equal(bits(c).reshape(-1)[L.values_numel(rows, cols):], bits(p).reshape(-1)[L.values_numel(rows, cols):])
     assert torch.equal(L.decompress24_reference(c, rows, cols), d)
