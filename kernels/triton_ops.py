@@ -19,8 +19,9 @@ run the pure-PyTorch reference of ``cslt_layout`` (the same function body, so th
 implementation is the op itself). Without Triton the same names are ``custom_op``s running the
 reference on every device, with fake implementations.
 
-Shapes must satisfy ``cslt_layout.cslt_shape_ok`` (rows and cols multiples of 128, bf16/fp16);
-otherwise the ops raise ``ValueError``: callers check ``cslt_shape_ok`` first and fall back.
+Shapes must satisfy ``cslt_layout.cslt_shape_ok`` (rows and cols multiples of 64, bf16/fp16);
+otherwise the ops raise ``ValueError``: callers check ``cslt_shape_ok(rows, cols, dtype, device)``
+first (with the device, it also confirms that cuSPARSELt there reads this layout) and fall back.
 """
 from __future__ import annotations
 
