@@ -16,7 +16,7 @@ import pytest
 import torch
 import torch.distributed as dist
 
-TIMEOUT_S = 150
+TIMEOUT_S = 300
 WORLD = 2
 
 
@@ -170,3 +170,28 @@ def test_sharded_checkpoint_loads_on_one_process_with_identical_outputs(tmp_path
                for p, s in ((p, opt.state[p]) for p in model.parameters()))
     with torch.no_grad():
         torch.testing.assert_close(model.eval()(input_ids=ids, use_cache=False).logits, expected, rtol=0, atol=1e-6)
+
+
+def _fused_worker(rank: int, store: str, tmp: str) -> None:
+    from torch._dynamo.utils import counters
+
+    from elas_compile.train.parallel import wrap_model
+
+    os.environ["ELAS_FORCE_FUSED"] = "1"  # the GPU graph (Triton + cuSPARSELt op) on the CPU reference
+    _init(rank, store)
+    model = _tiny_hf_elas().to(torch.bfloat16)
+    wrap_model(model, _runtime(rank, compile=True), activation_checkpointing=True)
+    ids = torch.randint(0, 128, (2, 64), generator=torch.Generator().manual_seed(0))
+    loss = model(input_ids=ids, labels=ids, use_cache=False).loss
+    loss.backward()
+    assert torch.isfinite(loss)
+    # every block's FFN became the fused op that saves the compressed 2:4 activation
+    assert counters["elas"]["lowrank_relu2_sparse24_linear_fused"] == 2, dict(counters["elas"])
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("ELAS_SLOW_TESTS") != "1", reason="Inductor on 2 CPU processes: ~2 min; "
+                    "set ELAS_SLOW_TESTS=1")
+def test_fused_ffn_under_fsdp2_activation_checkpointing_and_inductor_blocks(tmp_path):
+    _spawn(_fused_worker, tmp_path)
