@@ -121,9 +121,17 @@ def test_fsdp_matches_one_process_and_resumes_without_process_group(tmp_path, te
     assert_same_trajectory(read_csv(out / "metrics.csv"), single, range(1, STEPS + 1))
 
 
-def test_launch_rules(tmp_path, text_file, cache):
-    proc = torchrun(args(text_file, tmp_path / "a"), cache)  # no --parallel under torchrun
-    assert proc.returncode != 0 and "--parallel is none" in proc.stderr
+def test_global_batch_must_split_evenly(tmp_path, text_file, cache):
     proc = torchrun(args(text_file, tmp_path / "b", "--parallel", "ddp", "--batch-size", "3"), cache)
     assert proc.returncode != 0 and "must be a multiple of the 2 processes" in proc.stderr
     assert proc.stderr.count("error:") == 1  # rank 0 says it; rank 1 stops quietly
+
+
+def test_several_processes_need_parallel(monkeypatch):
+    from elas_compile.train.distributed import setup_runtime
+    from elas_compile.train.errors import TrainError
+
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as torchrun would
+    monkeypatch.setenv("RANK", "1")
+    with pytest.raises(TrainError, match="--parallel is none"):
+        setup_runtime({"parallel": "none"})

@@ -13,7 +13,7 @@ wrappers as far as ``torch.distributed.checkpoint.state_dict`` is concerned (it 
 """
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import List, Tuple
 
 import torch
 import torch.nn as nn
