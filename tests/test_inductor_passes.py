@@ -68,7 +68,9 @@ def test_post_grad_pass_fuses_relu2_sparsify():
         return torch.ops.elas.sparsify24(torch.relu(x) ** 2, "masked") * 3
 
     x = torch.randn(8, 32)
-    with inductor_config.patch(pre_grad_custom_pass=None, post_grad_custom_post_pass=[elas_inductor.ELASPostGradPass()]):
+    # no cache: a cached graph from an earlier run would skip the post-grad passes (and the counter)
+    with inductor_config.patch(pre_grad_custom_pass=None, post_grad_custom_post_pass=elas_inductor.ELASPostGradPass(),
+                               fx_graph_cache=False), torch._functorch.config.patch(enable_autograd_cache=False):
         out = torch.compile(f, fullgraph=True)(x)
     assert counters["elas"]["relu2_sparsify24_fused_post_grad"] == 1
     torch.testing.assert_close(out, f(x))
