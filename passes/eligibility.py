@@ -6,7 +6,7 @@ from typing import Optional
 
 import torch
 
-from elas_compile.kernels.cslt_layout import COL_ALIGN, SUPPORTED_DTYPES
+from elas_compile.kernels.cslt_layout import COL_ALIGN, SUPPORTED_DTYPES, cslt_layout_verified
 
 _warned: set[str] = set()
 
@@ -39,6 +39,9 @@ def fast_path_blocker(y: torch.Tensor, w_up_u: torch.Tensor, w_down_v: torch.Ten
         return f"GPU compute capability {major}.{minor} (cuSPARSELt needs sm80 or newer)"
     if not _cusparselt_available():
         return "this PyTorch build has no cuSPARSELt"
+    if not cslt_layout_verified(y.device):
+        return ("cuSPARSELt on this GPU writes a compressed layout elas_compile's kernels do not write "
+                "(checked against torch._cslt_compress; measured layout: kernels/cslt_layout.py)")
     return None
 
 
