@@ -15,17 +15,13 @@ import torch
 from elas_compile.cli import main
 from elas_compile.train.metrics import read_csv
 
+from conftest import write_docs_text
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT_S = 240
 STEPS = 4
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
@@ -40,11 +36,7 @@ def _cache(cache, monkeypatch):
 
 @pytest.fixture(scope="module")
 def text_file(tmp_path_factory):
-    from pydoc_data.topics import topics
-
-    path = tmp_path_factory.mktemp("data") / "docs.txt"
-    path.write_text("\n\n".join(topics[k] for k in sorted(topics))[:60_000])
-    return str(path)
+    return write_docs_text(tmp_path_factory, 60_000)
 
 
 def args(text_file, out, *extra):

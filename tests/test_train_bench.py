@@ -2,19 +2,11 @@
 import csv
 
 import pytest
-import torch
 
 from elas_compile.cli import main
 from elas_compile.train import bench
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny matrices: one thread is as fast, and immune to oversubscription when other jobs run
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_bench_tiny_on_cpu(tmp_path, capsys):

@@ -4,35 +4,20 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from elas_compile.cli import main
 from elas_compile.train.metrics import read_csv
 
+from conftest import write_docs_text
+
+pytestmark = pytest.mark.usefixtures("one_thread", "session_elas_cache")
+
 FAST = ["--batch-size", "4", "--seq-len", "32", "--no-progress"]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny matrices: one thread is as fast, and immune to oversubscription when other jobs run
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(autouse=True)
-def _cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("ELAS_COMPILE_CACHE", str(tmp_path_factory.getbasetemp() / "elas_cache"))
 
 
 @pytest.fixture(scope="module")
 def text_file(tmp_path_factory):
-    from pydoc_data.topics import topics
-
-    path = tmp_path_factory.mktemp("data") / "docs.txt"
-    path.write_text("\n\n".join(topics[k] for k in sorted(topics))[:120_000])
-    return str(path)
+    return write_docs_text(tmp_path_factory, 120_000)
 
 
 def small(text_file, *extra):

@@ -6,28 +6,14 @@ from elas_compile.cli import main
 from elas_compile.train.checkpoint import decode, encode
 from elas_compile.train.metrics import read_csv
 
+from conftest import write_docs_text
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny matrices: one thread is as fast, and immune to oversubscription when other jobs run
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(autouse=True)
-def _cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("ELAS_COMPILE_CACHE", str(tmp_path_factory.getbasetemp() / "elas_cache"))
+pytestmark = pytest.mark.usefixtures("one_thread", "session_elas_cache")
 
 
 @pytest.fixture(scope="module")
 def text_file(tmp_path_factory):
-    from pydoc_data.topics import topics
-
-    path = tmp_path_factory.mktemp("data") / "docs.txt"
-    path.write_text("\n\n".join(topics[k] for k in sorted(topics))[:60_000])
-    return str(path)
+    return write_docs_text(tmp_path_factory, 60_000)
 
 
 def args(text_file, out, *extra):
