@@ -25,16 +25,7 @@ from elas_compile.kernels.cslt_layout import compress24_reference, decompress24_
 from elas_compile.kernels.reference import sparsify24
 
 
-def valid_alg_ids(packed: torch.Tensor, b: torch.Tensor, limit: int = 64) -> list[int]:
-    ids = []
-    for a in range(limit):
-        try:
-            torch._cslt_sparse_mm(packed, b, alg_id=a)
-            torch.cuda.synchronize()
-        except RuntimeError:
-            break
-        ids.append(a)
-    return ids
+from elas_compile.cusparselt import valid_algorithms as valid_alg_ids  # noqa: E402
 
 
 def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:

@@ -33,6 +33,20 @@ def algorithm_for(packed: torch.Tensor, b: torch.Tensor, rows: int, cols: int) -
     return _ALG_CACHE[key]
 
 
+def valid_algorithms(packed: torch.Tensor, b: torch.Tensor, limit: int = 64) -> list[int]:
+    """The cuSPARSELt algorithm ids ``torch._cslt_sparse_mm(packed, b, alg_id=...)`` accepts here
+    (ids are consecutive from 0; the set depends on dtype and on b's layout)."""
+    ids = []
+    for alg in range(limit):
+        try:
+            torch._cslt_sparse_mm(packed, b, alg_id=alg)
+            torch.cuda.synchronize()
+        except RuntimeError:
+            break
+        ids.append(alg)
+    return ids
+
+
 @torch.library.custom_op("elas::cslt_mm", mutates_args=())
 def cslt_mm(packed: torch.Tensor, b: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
     """A @ b where A (rows x cols, 2:4 sparse) is given compressed (``packed``); b is cols x N."""

@@ -53,16 +53,7 @@ def bits(t: torch.Tensor) -> torch.Tensor:
     return t.contiguous().view(torch.int16)
 
 
-def valid_alg_ids(packed, b, limit=64):
-    ids = []
-    for a in range(limit):
-        try:
-            torch._cslt_sparse_mm(packed, b, alg_id=a)
-            torch.cuda.synchronize()
-        except RuntimeError:
-            break
-        ids.append(a)
-    return ids
+from elas_compile.cusparselt import valid_algorithms as valid_alg_ids  # noqa: E402
 
 
 def rel_err(out, ref):
