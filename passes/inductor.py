@@ -44,8 +44,7 @@ class ELASPostGradPass(_ELASPass):
 
 
 class ChainedPass(CustomGraphPass):
-    """Runs several passes in order (torch 2.11 takes one callable per option, not a list).
-    Its uuid combines theirs; a plain function without uuid() gets its qualified name."""
+    """Runs several passes in order (torch 2.11 takes one callable per option, not a list)."""
 
     def __init__(self, passes) -> None:
         self.passes = list(passes)
@@ -54,12 +53,16 @@ class ChainedPass(CustomGraphPass):
         for p in self.passes:
             p(graph)
 
-    def uuid(self) -> bytes:
+    def uuid(self):
+        """Hash of the passes' uuids; None when one has none, so that Inductor runs the chain
+        before its cache lookup (as it does for any pass without a uuid) instead of caching it."""
         import hashlib
 
         h = hashlib.sha256()
         for p in self.passes:
-            u = p.uuid() if hasattr(p, "uuid") else f"{getattr(p, '__module__', '')}.{getattr(p, '__qualname__', p)}"
+            u = p.uuid() if isinstance(p, CustomGraphPass) else None
+            if u is None:
+                return None
             h.update(repr(u).encode())
         return h.digest()
 
