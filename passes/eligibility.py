@@ -1,6 +1,7 @@
 """When the fast ELAS FFN (Triton + cuSPARSELt) can run, and a one-time warning when it cannot."""
 from __future__ import annotations
 
+import os
 import warnings
 from typing import Optional
 
@@ -23,8 +24,6 @@ def fast_path_blocker(y: torch.Tensor, w_up_u: torch.Tensor, w_down_v: torch.Ten
 
     ``ELAS_FORCE_FUSED=1`` skips the device checks (used by CPU tests: the fused op then runs its
     pure-PyTorch reference, exercising the same graph as on a GPU)."""
-    import os
-
     if y.dtype not in SUPPORTED_DTYPES:
         return f"dtype {y.dtype} (the 2:4 sparse GEMM needs bfloat16 or float16: use autocast or .to(torch.bfloat16))"
     if y.shape[-1] % COL_ALIGN or w_down_v.shape[0] % 16 or w_up_u.shape[1] % 16:

@@ -59,13 +59,13 @@ def _mode_of(node) -> str:
     return node.args[1] if node.target is elas.sparsify24.default else node.args[2]
 
 
-def _relu2_input(sp):
-    """y if ``sp`` = elas.sparsify24(relu(y) ** 2, mode) with single-use intermediates, else None."""
+def _relu_of(sp):
+    """The relu node if ``sp`` = elas.sparsify24(relu(y) ** 2, mode) with a single-use square, else None."""
     sq = sp.args[0]
     relu = _is_square_of(sq)
     if relu is None or not _is_relu(relu) or len(sq.users) != 1:
         return None
-    return relu.args[0]
+    return relu
 
 
 def _replace(graph, old, target, args, name: str):
@@ -95,11 +95,11 @@ def _fuse_ffn(graph, sp) -> bool:
     if len(users) != 1 or not _is(users[0], (elas.sparse24_linear.default,)) or users[0].args[0] is not sp:
         return False
     down = users[0]
-    y = _relu2_input(sp)
-    if y is None or not _is(y, _LINEAR) or len(y.users) != 1 or len(y.args) != 2 or y.kwargs.get("bias") is not None:
-        return False
-    relu = sp.args[0].args[0] if _is_square_of(sp.args[0]) is not None else None
+    relu = _relu_of(sp)
     if relu is None or len(relu.users) != 1:
+        return False
+    y = relu.args[0]
+    if not _is(y, _LINEAR) or len(y.users) != 1 or len(y.args) != 2 or y.kwargs.get("bias") is not None:
         return False
     h, w_up_u = y.args
     w_down_v = down.args[1]
@@ -123,9 +123,10 @@ def _fuse_ffn(graph, sp) -> bool:
 
 def fuse_relu2_sparsify(graph, name: str) -> None:
     for sp in list(graph.find_nodes(op="call_function", target=elas.sparsify24.default)):
-        y = _relu2_input(sp)
-        if y is None:
+        relu = _relu_of(sp)
+        if relu is None:
             continue
+        y = relu.args[0]
         sq = sp.args[0]
         _replace(graph, sp, elas.relu2_sparsify24.default, (y, sp.args[1]), name)
         graph.erase_node(sq)
