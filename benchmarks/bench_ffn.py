@@ -16,9 +16,10 @@ import os
 import sys
 
 import torch
+import torch._inductor.config
 
 sys.path.insert(0, os.path.dirname(__file__))
-from ffn_variants import variants  # noqa: E402
+from ffn_variants import ENV, variants  # noqa: E402
 
 SHAPES = [(2048, 5504, 512), (1024, 2752, 256)]  # (d, SwiGLU F, rank): 1B-like and 350M-like
 
@@ -49,6 +50,8 @@ def measure(name, make, x, gy, mode):
             return m(x)
 
     row = {"variant": name, "mode": mode}
+    old_env = {k: os.environ.get(k) for k in ENV.get(name, {})}
+    os.environ.update(ENV.get(name, {}))
     try:
         for _ in range(3):
             step()
@@ -65,6 +68,12 @@ def measure(name, make, x, gy, mode):
             del out
     except Exception as e:  # one failing variant is a row, not a crash
         row["error"] = repr(e)[:300]
+    finally:
+        for k, v in old_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     print(json.dumps(row), flush=True)
     return row
 
@@ -80,6 +89,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     if not torch.cuda.is_available():
         sys.exit("bench_ffn needs a CUDA GPU")
+    # variants differ in what the ELAS op traces to, not in the graph Dynamo sees: no cache reuse
+    torch._inductor.config.force_disable_caches = True
     rows = []
     shapes = [s_ for s_ in SHAPES if args.shapes == "all" or str(s_[0]) in args.shapes.split(",")]
     for d, f_sw, r in shapes:

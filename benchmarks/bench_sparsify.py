@@ -8,6 +8,11 @@ For each M x F (bf16): median time (triton.testing.do_bench) of
   decomp     packed -> dense pruned S
   torch      torch's path: relu(y)**2 then SparseSemiStructuredTensorCUSPARSELT.prune_dense_static_sort
              (which also writes the transposed operand; ``torch_prune`` is the prune alone)
+and, with the rank-r GEMMs that surround them in the ELAS FFN (r = --rank, default 512):
+  up_fused   y = h @ U^T with relu² + 2:4 + compress in the GEMM epilogue (triton_lowrank_gemm)
+  up_split   the same as cuBLAS h @ U^T then the fwd kernel
+  grad_fused dS = g @ V with the masked backward in the GEMM epilogue
+  grad_split cuBLAS g @ V then the bwd_mask kernel
 and each kernel's memory floor: bytes that must be read and written / device copy bandwidth
 (measured in the same run: a 1 GiB device-to-device copy, counting read + write).
 
@@ -34,11 +39,13 @@ except ImportError:
 import triton
 from triton.testing import do_bench
 
+from elas_compile.kernels import triton_lowrank_gemm as GEMM
 from elas_compile.kernels import triton_sparse24_backward as B
 from elas_compile.kernels.triton_relu2_sparsify import relu2_sparsify24_compress
 
 DEFAULT_SHAPES = [(16384, 8192), (32768, 11008), (8192, 4096)]
 KERNELS = ["fwd", "bwd_mask", "bwd_cmp", "bwd_ste", "decomp"]
+GEMMS = ["up_fused", "up_split", "grad_fused", "grad_split"]
 
 
 def bench(fn) -> float:
@@ -65,7 +72,25 @@ def kernels(y, g, p, m, f, cfg=None, which=None, best=None):
     return {k: v for k, v in ks.items() if which is None or k in which}
 
 
-def sweep(bw: float, m: int, f: int) -> dict:
+def gemms(m, f, r, cfg=None, which=None, best=None):
+    """The rank-r GEMMs with the 2:4 work fused in, and cuBLAS + the separate kernel."""
+    if best:
+        return {k: gemms(m, f, r, best.get(k), [k])[k] for k in (which or GEMMS)}
+    h = torch.randn(m, r, device="cuda", dtype=torch.bfloat16)
+    u = torch.randn(f, r, device="cuda", dtype=torch.bfloat16) / r**0.5
+    p = relu2_sparsify24_compress(h @ u.t())
+    g = torch.randn(m, r, device="cuda", dtype=torch.bfloat16)
+    v = torch.randn(r, f, device="cuda", dtype=torch.bfloat16) / r**0.5
+    ks = {
+        "up_fused": lambda: GEMM.up_relu2_compress(h, u, config=cfg),
+        "up_split": lambda: relu2_sparsify24_compress(h @ u.t()),
+        "grad_fused": lambda: GEMM.grad_relu2_sparse24(g, v, p, None, "masked", config=cfg),
+        "grad_split": lambda: B.relu2_sparsify24_backward(g @ v, p, None, "masked", m, f),
+    }
+    return {k: v_ for k, v_ in ks.items() if which is None or k in which}
+
+
+def sweep(bw: float, m: int, f: int, r: int) -> dict:
     """Time every configuration of every kernel at m x f; returns the fastest per kernel."""
     from elas_compile.kernels.triton_relu2_sparsify import SWEEP_CONFIGS as FWD_SWEEP
 
@@ -82,6 +107,17 @@ def sweep(bw: float, m: int, f: int) -> dict:
             print(f"  {name:8s} {str(cfg):14s} {t * 1e3:8.1f} us  x{t / (nbytes / bw * 1e3):.2f} floor", flush=True)
             if name not in best or t < best[name][1]:
                 best[name] = (cfg, t)
+    for name in ("up_fused", "grad_fused"):
+        for cfg in GEMM.SWEEP_CONFIGS:
+            (fn,) = gemms(m, f, r, cfg, [name]).values()
+            try:
+                t = bench(fn)
+            except Exception as e:  # e.g. out of shared memory for a large tile
+                print(f"  {name:8s} {str(cfg):14s} failed: {type(e).__name__}", flush=True)
+                continue
+            print(f"  {name:8s} {str(cfg):14s} {t * 1e3:8.1f} us  {2 * m * f * r / t / 1e9:6.0f} TFLOP/s", flush=True)
+            if name not in best or t < best[name][1]:
+                best[name] = (cfg, t)
     cfg = best["fwd"][0]
     t = bench(lambda: relu2_sparsify24_compress(y, config=cfg, hw_cvt=False))
     print(f"  fwd {cfg} integer rounding instead of cvt: {t * 1e3:8.1f} us", flush=True)
@@ -94,11 +130,12 @@ def main() -> None:
     ap.add_argument("--csv", default=os.path.join(os.path.dirname(__file__), "results", "bench_sparsify.csv"))
     ap.add_argument("--shapes", default=",".join(f"{m}x{f}" for m, f in DEFAULT_SHAPES))
     ap.add_argument("--sweep", action="store_true")
+    ap.add_argument("--rank", type=int, default=512, help="r of the GEMM rows (default 512)")
     args = ap.parse_args()
     shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
     torch.manual_seed(0)
     bw = copy_bandwidth()
-    best = sweep(bw, *shapes[0]) if args.sweep else None
+    best = sweep(bw, *shapes[0], args.rank) if args.sweep else None
     from torch.sparse import SparseSemiStructuredTensorCUSPARSELT as CSLT
 
     rows = []
@@ -111,6 +148,8 @@ def main() -> None:
             t = bench(fn)
             row[f"{name}_ms"] = t
             row[f"{name}_floor_ms"] = nbytes / bw * 1e3
+        for name, fn in gemms(m, f, args.rank, best=best).items():
+            row[f"{name}_ms"] = bench(fn)
         r2 = torch.relu(y) ** 2
         row["torch_ms"] = bench(lambda: CSLT.prune_dense_static_sort(torch.relu(y) ** 2))
         row["torch_prune_ms"] = bench(lambda: CSLT.prune_dense_static_sort(r2))
@@ -145,6 +184,10 @@ def main() -> None:
             f"{r['M']:>6}x{r['F']:<6} | " + " | ".join(f"{c:>17}" for c in cells)
             + f" | {r['torch_ms']:.3f} ({r['torch_prune_ms']:.3f}) | {r['torch_ms'] / r['fwd_ms']:.2f}x"
         )
+    print(f"rank-{args.rank} GEMMs with the 2:4 work (ms): fused epilogue vs cuBLAS + separate kernel")
+    for r in rows:
+        print(f"{r['M']:>6}x{r['F']:<6} | up {r['up_fused_ms']:.3f} vs {r['up_split_ms']:.3f}"
+              f" | grad {r['grad_fused_ms']:.3f} vs {r['grad_split_ms']:.3f}")
     sys.stdout.flush()
 
 

@@ -1,19 +1,26 @@
 """``elas::lowrank_relu2_sparse24_linear``: the fast ELAS FFN middle, one op with its own autograd.
 
-    y   = h @ Uup^T                      (tokens x F, dense GEMM)
-    S   = sparsify24(relu(y) ** 2)       (Triton: written straight into the cuSPARSELt layout)
+    y   = h @ Uup^T                      (tokens x F)
+    S   = sparsify24(relu(y) ** 2)       (written straight into the cuSPARSELt layout)
     out = S @ Vdown^T                    (cuSPARSELt sparse GEMM, sparse operand first)
 
+The first two lines are one Triton GEMM whose epilogue does relu², the 2:4 selection and the
+compression (``elas::up_relu2_sparsify24_compress``): y never reaches memory in ``masked`` mode.
 Autograd saves the compressed S (values + metadata, 9/16 of a dense bf16 tensor) and the rank-r
 tensors, never a dense tokens x F tensor in ``masked`` mode; ``ste`` must keep y (its gradient
-reaches pruned positions). Backward (masked): dVdown = g^T @ S (S expanded once, transient),
-dS = g @ Vdown, dy = dS * 2 sqrt(S) at kept positions (Triton), dh = dy @ Uup, dUup = dy^T @ h.
+reaches pruned positions). Backward: dVdown = g^T @ S (S expanded once, transient); dS = g @ Vdown
+and dy = dS * 2 sqrt(S) at kept positions (masked) or 2 dS relu(y) (ste) as one Triton GEMM with
+that epilogue (``elas::grad_relu2_sparse24``); dh = dy @ Uup, dUup = dy^T @ h.
+``ELAS_FUSED_GEMM=0`` in the environment (read when the op is traced) keeps the GEMMs on cuBLAS
+and runs the 2:4 kernels separately (for benchmarks).
 
 The op is a ``triton_op`` so Inductor traces into it: the GEMMs, the Triton kernels and
 ``elas::cslt_mm`` all appear in the compiled graph. Token counts that are not a multiple of 128
 are padded with zero rows (relu² of 0 is 0, so the padding never reaches the result).
 """
 from __future__ import annotations
+
+import os
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +39,11 @@ def _padded(m: int) -> int:
     return -(-m // ROW_ALIGN) * ROW_ALIGN
 
 
+def fused_gemms() -> bool:
+    """Whether the up GEMM and the dS GEMM carry the 2:4 work in their epilogues."""
+    return os.environ.get("ELAS_FUSED_GEMM", "1") != "0"
+
+
 @torch.library.triton_op("elas::lowrank_relu2_sparse24_linear", mutates_args=())
 def lowrank_relu2_sparse24_linear(h: torch.Tensor, w_up_u: torch.Tensor, w_down_v: torch.Tensor,
                                   mode: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -42,11 +54,14 @@ def lowrank_relu2_sparse24_linear(h: torch.Tensor, w_up_u: torch.Tensor, w_down_
     h2 = h.reshape(-1, r_in)
     m = h2.shape[0]
     mp = _padded(m)
-    y = _pad_rows(h2, mp) @ w_up_u.t()
-    packed = torch.ops.elas.relu2_sparsify24_compress(y)
+    if fused_gemms():
+        packed, saved_y = torch.ops.elas.up_relu2_sparsify24_compress(_pad_rows(h2, mp), w_up_u, mode == "ste")
+    else:
+        y = _pad_rows(h2, mp) @ w_up_u.t()
+        packed = torch.ops.elas.relu2_sparsify24_compress(y)
+        saved_y = y if mode == "ste" else y.new_empty(0)
     out = torch.ops.elas.cslt_mm(packed, w_down_v.t(), mp, f)
     out = out[:m] if mp != m else out
-    saved_y = y if mode == "ste" else y.new_empty(0)
     return out.reshape(*h.shape[:-1], w_down_v.shape[0]), packed, saved_y
 
 
@@ -66,9 +81,11 @@ def _backward(ctx, grad_out, _grad_packed, _grad_y):
     g = _pad_rows(grad_out.reshape(-1, w_down_v.shape[0]), mp)
     s = torch.ops.elas.sparse24_decompress(packed, mp, f)
     grad_w_down_v = g.t() @ s
-    grad_s = g @ w_down_v
     y = saved_y if ctx.mode == "ste" else None
-    grad_y = torch.ops.elas.relu2_sparsify24_backward(grad_s, packed, y, ctx.mode, mp, f)
+    if fused_gemms():
+        grad_y = torch.ops.elas.grad_relu2_sparse24(g, w_down_v, packed, y, ctx.mode)
+    else:
+        grad_y = torch.ops.elas.relu2_sparsify24_backward(g @ w_down_v, packed, y, ctx.mode, mp, f)
     grad_h = (grad_y @ w_up_u)[:m].reshape(h.shape)
     grad_w_up_u = grad_y[:m].t() @ h2
     return grad_h, grad_w_up_u, grad_w_down_v, None

@@ -122,8 +122,36 @@ def _relu2_half(x, IS_BF16: tl.constexpr, HW_CVT: tl.constexpr):
 
 
 @triton.jit
+def _add(a, b):  # combine function (tl.sum is a @jit function the interpreter copies cannot call)
+    return a + b
+
+
+@triton.jit
 def _maj(a, b, c):
     return (a & b) | (a & c) | (b & c)
+
+
+@triton.jit
+def pick24(v0, v1, v2, v3, m0, m1, m2, m3):
+    """Top-2 of four values by the magnitudes ``m0..m3`` (lower index wins ties): the kept-value
+    pair (int32, lower position in the low half) and the nibble ``idx0 | idx1 << 2``."""
+    # a_ij (i < j): element i ranks before element j. rank_i = #elements ranked before i; keep
+    # rank < 2, i.e. at most one of the three comparisons that could rank another element first.
+    a01 = m0 >= m1
+    a02 = m0 >= m2
+    a03 = m0 >= m3
+    a12 = m1 >= m2
+    a13 = m1 >= m3
+    a23 = m2 >= m3
+    keep0 = _maj(a01, a02, a03)
+    keep1 = ~_maj(a01, ~a12, ~a13)
+    keep2 = ~_maj(a02, a12, ~a23)
+    keep3 = ~_maj(a03, a13, a23)
+    idx0 = tl.where(keep0, 0, tl.where(keep1, 1, 2))
+    idx1 = tl.where(keep3, 3, tl.where(keep2, 2, 1))
+    val0 = tl.where(keep0, v0, tl.where(keep1, v1, v2))
+    val1 = tl.where(keep3, v3, tl.where(keep2, v2, v1))
+    return val0 | (val1 << 16), idx0 | (idx1 << 2)
 
 
 @triton.jit
@@ -148,33 +176,47 @@ def select24(w, APPLY_RELU2: tl.constexpr, IS_BF16: tl.constexpr, HW_CVT: tl.con
         v1 = _relu2_half(x1, IS_BF16, HW_CVT)
         v2 = _relu2_half(x2, IS_BF16, HW_CVT)
         v3 = _relu2_half(x3, IS_BF16, HW_CVT)
-        m0 = v0  # non-negative: the bits order like the magnitudes
-        m1 = v1
-        m2 = v2
-        m3 = v3
+        # non-negative: the bits order like the magnitudes
+        return pick24(v0, v1, v2, v3, v0, v1, v2, v3)
     else:
         v0 = lo & 0xFFFF
         v1 = (lo >> 16) & 0xFFFF
         v2 = hi & 0xFFFF
         v3 = (hi >> 16) & 0xFFFF
-        m0 = v0 & 0x7FFF  # |x| orders like the bits without the sign (non-NaN)
-        m1 = v1 & 0x7FFF
-        m2 = v2 & 0x7FFF
-        m3 = v3 & 0x7FFF
-    # a_ij (i < j): element i ranks before element j. rank_i = #elements ranked before i; keep
-    # rank < 2, i.e. at most one of the three comparisons that could rank another element first.
-    a01 = m0 >= m1
-    a02 = m0 >= m2
-    a03 = m0 >= m3
-    a12 = m1 >= m2
-    a13 = m1 >= m3
-    a23 = m2 >= m3
-    keep0 = _maj(a01, a02, a03)
-    keep1 = ~_maj(a01, ~a12, ~a13)
-    keep2 = ~_maj(a02, a12, ~a23)
-    keep3 = ~_maj(a03, a13, a23)
-    idx0 = tl.where(keep0, 0, tl.where(keep1, 1, 2))
-    idx1 = tl.where(keep3, 3, tl.where(keep2, 2, 1))
-    val0 = tl.where(keep0, v0, tl.where(keep1, v1, v2))
-    val1 = tl.where(keep3, v3, tl.where(keep2, v2, v1))
-    return val0 | (val1 << 16), idx0 | (idx1 << 2)
+        # |x| orders like the bits without the sign (non-NaN)
+        return pick24(v0, v1, v2, v3, v0 & 0x7FFF, v1 & 0x7FFF, v2 & 0x7FFF, v3 & 0x7FFF)
+
+
+@triton.jit
+def store_compressed_tile(out_ptr, row_start, grp_start, F, meta_start, val, nib,
+                          BLOCK_M: tl.constexpr, G: tl.constexpr):
+    """Store the kept pairs ``val`` and nibbles ``nib`` ([BLOCK_M, G] int32: rows ``row_start``
+    (a multiple of 16) on, groups of 4 columns ``grp_start`` (a multiple of 8) on) in the
+    compressed layout: values row-major (coalesced), and the 16-bit metadata words, each
+    assembled from rows r, r+8 x groups g, g+4 by a shift and a sum over those two axes."""
+    i = tl.arange(0, BLOCK_M)
+    j = tl.arange(0, G)
+    rows = row_start.to(tl.int64) + i
+    p = out_ptr.to(tl.pointer_type(tl.int32)) + (rows * (F // 4))[:, None] + (grp_start + j)[None, :]
+    tl.store(p, val)
+    shifted = nib << (4 * ((i >> 3) & 1)[:, None] + 8 * ((j >> 2) & 1)[None, :])
+    s = tl.reshape(shifted, [BLOCK_M // 16, 2, 8, G // 8, 2, 4])
+    s = tl.reduce(tl.reduce(s, 4, _add), 1, _add)  # disjoint bits: sum == or
+    words = tl.reshape(s, [BLOCK_M // 2, G // 8, 4])
+    ii = tl.arange(0, BLOCK_M // 2)
+    r0 = row_start.to(tl.int64) + (ii // 8) * 16 + (ii % 8)  # the rows with bit 3 clear
+    t = grp_start // 8 + tl.arange(0, G // 8)
+    meta = out_ptr.to(tl.pointer_type(tl.int16)) + meta_start
+    tl.store(meta + meta_word_index(r0, t, F), words.to(tl.int16))
+
+
+@triton.jit
+def load_nibbles(packed_ptr, rows, grps, F, meta_start):
+    """Nibbles ([R, G] int32) of rows ``rows`` ([R] int64) x groups ``grps`` ([G]), each gathered
+    from its metadata word (a word is read by the four groups it covers: cache hits)."""
+    rr = rows % 64
+    tile = ((rows // 64) * (F // 32))[:, None] + (grps // 8)[None, :]
+    idx = tile * 128 + (4 * (rr & 7) + 32 * ((rr >> 4) & 3))[:, None] + (grps & 3)[None, :]
+    word = tl.load(packed_ptr.to(tl.pointer_type(tl.int16)) + meta_start + idx).to(tl.int32)
+    shift = (4 * ((rr >> 3) & 1))[:, None] + (8 * ((grps >> 2) & 1))[None, :]
+    return (word >> shift.to(tl.int32)) & 0xF

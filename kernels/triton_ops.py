@@ -12,6 +12,11 @@ Importing this module registers:
   ``triton_sparse24_backward``).
 * ``elas::relu2_sparsify24_backward_compressed(Tensor grad, Tensor packed, int rows, int cols)
   -> Tensor``: masked ``dy1`` in the compressed layout (metadata of ``packed``).
+* ``elas::up_relu2_sparsify24_compress(Tensor h, Tensor w, bool write_y) -> (Tensor, Tensor)``:
+  ``relu2_sparsify24_compress(h @ w^T)`` from one GEMM (``triton_lowrank_gemm``) and ``y = h @ w^T``
+  (an empty tensor unless ``write_y``).
+* ``elas::grad_relu2_sparse24(Tensor g, Tensor w, Tensor packed, Tensor? y, str mode) -> Tensor``:
+  ``relu2_sparsify24_backward(g @ w, packed, y, mode)`` from one GEMM (masked / ste).
 
 With Triton importable, each op is a ``torch.library.triton_op``: CUDA tensors launch the Triton
 kernels through ``wrap_triton`` (Inductor sees the kernels under ``torch.compile``); other devices
@@ -49,6 +54,8 @@ __all__ = [
     "sparse24_decompress",
     "relu2_sparsify24_backward",
     "relu2_sparsify24_backward_compressed",
+    "up_relu2_sparsify24_compress",
+    "grad_relu2_sparse24",
 ]
 
 _MODES = ("masked", "ste", "dense")
@@ -76,6 +83,7 @@ def _on_gpu(t: torch.Tensor) -> bool:
 if HAS_TRITON:
     from torch.library import triton_op, wrap_triton
 
+    from . import triton_lowrank_gemm as _gemm
     from . import triton_relu2_sparsify as _fwd
     from . import triton_sparse24_backward as _bwd
 
@@ -136,7 +144,40 @@ def relu2_sparsify24_backward_compressed(
     return relu2_sparsify24_backward_compressed_reference(grad, packed, rows, cols)
 
 
+@_define("up_relu2_sparsify24_compress")
+def up_relu2_sparsify24_compress(h: torch.Tensor, w: torch.Tensor, write_y: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    rows, cols = h.shape[0], w.shape[0]
+    check_cslt_shape(rows, cols, h.dtype)
+    if _on_gpu(h):
+        packed, y = _gemm.up_relu2_compress(h, w, write_y=write_y, wrap=wrap_triton)
+    else:
+        y = h @ w.t()
+        packed = relu2_sparsify24_compress_reference(y)
+    return packed, (y if write_y else h.new_empty(0))
+
+
+@_define("grad_relu2_sparse24")
+def grad_relu2_sparse24(g: torch.Tensor, w: torch.Tensor, packed: torch.Tensor, y: Optional[torch.Tensor],
+                        mode: str) -> torch.Tensor:
+    rows, cols = g.shape[0], w.shape[1]
+    if mode not in ("masked", "ste"):
+        raise ValueError(f"mode must be masked or ste, got {mode!r}")
+    _check_bwd(g, packed, mode, y, rows, cols)
+    if _on_gpu(g):
+        return _gemm.grad_relu2_sparse24(g, w, packed.contiguous(), y, mode, wrap=wrap_triton)
+    return relu2_sparsify24_backward_reference(g @ w, packed, y, mode, rows, cols)
+
+
 if not HAS_TRITON:
+
+    @up_relu2_sparsify24_compress.register_fake
+    def _(h, w, write_y):
+        rows, cols = h.shape[0], w.shape[0]
+        return h.new_empty(packed_shape(rows, cols)), (h.new_empty((rows, cols)) if write_y else h.new_empty(0))
+
+    @grad_relu2_sparse24.register_fake
+    def _(g, w, packed, y, mode):
+        return g.new_empty((g.shape[0], w.shape[1]))
 
     @relu2_sparsify24_compress.register_fake
     def _(y):

@@ -18,14 +18,18 @@ import triton.language as tl
 
 from ._triton_compat import kernel_module
 from .cslt_layout import check_cslt_shape, packed_shape, values_numel
-from .triton_bits import load_groups, meta_word_index, quad_coords, select24, store_values
+from .triton_bits import load_groups, meta_word_index, quad_coords, select24, store_compressed_tile, store_values
 
-# (BLOCK_M, BLOCK_F, num_warps): BLOCK_M a multiple of 16 dividing 64, BLOCK_F a multiple of 32
-# dividing 64 (or halved until it divides cols), so every valid shape is covered.
-FWD_CONFIG = (32, 128, 4)  # on CUDA (from benchmarks/bench_sparsify.py --sweep)
-SWEEP_CONFIGS = [(16, 128, 2), (16, 128, 4), (32, 64, 2), (32, 64, 4), (32, 128, 4), (32, 128, 8),
-                 (64, 64, 4), (64, 128, 4), (64, 128, 8), (32, 256, 8), (64, 256, 8)]
-INTERP_CONFIG = (64, 128, 4)  # fewer, larger programs under the interpreter
+# (BLOCK_M, BLOCK_F, num_warps[, tiling]): BLOCK_M a multiple of 16, BLOCK_F a multiple of 32
+# (halved until they divide rows / cols, multiples of 64), so every valid shape is covered.
+# tiling "rows" (default): the tile is loaded and stored row-contiguously (coalesced) and the
+# metadata words are assembled by a small reduction; "quad": the tile is handled as the four
+# quadrants of the metadata word (strided 32-byte accesses, no reduction).
+FWD_CONFIG = (32, 128, 4, "rows")  # on CUDA (from benchmarks/bench_sparsify.py --sweep)
+SWEEP_CONFIGS = [(bm, bf, nw, tiling) for tiling in ("rows", "quad")
+                 for bm, bf, nw in [(16, 128, 4), (32, 64, 4), (32, 128, 4), (32, 128, 8),
+                                    (64, 128, 4), (64, 128, 8), (32, 256, 8), (64, 256, 8)]]
+INTERP_CONFIG = (64, 128, 4, "rows")  # fewer, larger programs under the interpreter
 
 
 @triton.jit
@@ -54,16 +58,35 @@ def relu2_sparsify24_compress_kernel(
     tl.store(meta + meta_word_index(r0, t, F), word.to(tl.int16))
 
 
+@triton.jit
+def relu2_sparsify24_compress_rows_kernel(
+    y_ptr, out_ptr, M, F, stride_ym, meta_start,
+    APPLY_RELU2: tl.constexpr,
+    IS_BF16: tl.constexpr,
+    HW_CVT: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_F: tl.constexpr,
+):
+    """The same result as ``relu2_sparsify24_compress_kernel``, from row-contiguous tiles."""
+    G: tl.constexpr = BLOCK_F // 4
+    row_start = tl.program_id(0) * BLOCK_M
+    grp_start = tl.program_id(1) * G
+    rows = (row_start + tl.arange(0, BLOCK_M)).to(tl.int64)
+    p = y_ptr.to(tl.pointer_type(tl.int64)) + (rows * (stride_ym // 4))[:, None] + (grp_start + tl.arange(0, G))[None, :]
+    val, nib = select24(tl.load(p), APPLY_RELU2, IS_BF16, HW_CVT)
+    store_compressed_tile(out_ptr, row_start, grp_start, F, meta_start, val, nib, BLOCK_M, G)
+
+
 def fit_config(config, rows: int, cols: int):
     """Halve BLOCK_M / BLOCK_F until they divide rows / cols (multiples of 64)."""
-    bm, bf, nw = config
+    bm, bf, nw = config[:3]
     if bm % 16 or bf % 32:
         raise ValueError(f"BLOCK_M must be a multiple of 16 and BLOCK_F of 32, got {config}")
     while rows % bm:
         bm //= 2
     while cols % bf:
         bf //= 2
-    return bm, bf, nw
+    return (bm, bf, nw) + tuple(config[3:])
 
 
 def _aligned_rows(x: torch.Tensor) -> torch.Tensor:
@@ -88,8 +111,12 @@ def relu2_sparsify24_compress(
     y2 = _aligned_rows(y)
     out = torch.empty(packed_shape(rows, cols), dtype=y.dtype, device=y.device)
     interpret = y.device.type != "cuda"
-    bm, bf, nw = fit_config(config or (INTERP_CONFIG if interpret else FWD_CONFIG), rows, cols)
-    kern = kernel_module(__name__, interpret).relu2_sparsify24_compress_kernel
+    bm, bf, nw, *tiling = fit_config(config or (INTERP_CONFIG if interpret else FWD_CONFIG), rows, cols)
+    mod = kernel_module(__name__, interpret)
+    if (tiling or ["rows"])[0] == "rows":
+        kern = mod.relu2_sparsify24_compress_rows_kernel
+    else:
+        kern = mod.relu2_sparsify24_compress_kernel
     if wrap is not None:
         kern = wrap(kern)
     kern[(rows // bm, cols // bf)](

@@ -54,6 +54,9 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"))
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="torch.compile each variant (default: on with CUDA, off on CPU)")
+    p.add_argument("--compile-mode", default=None, metavar="MODE",
+                   help="torch.compile mode for every variant: default, reduce-overhead (CUDA graphs: no "
+                        "per-kernel host cost, which cuSPARSELt calls have), max-autotune, ...")
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's)")
     p.add_argument("--out", default="runs/bench", help="folder for bench.csv/json/png (default runs/bench)")
     p.add_argument("--seed", type=int, default=0)
@@ -70,11 +73,12 @@ def bench_one(preset: str, variant: Variant, rt: Runtime, batch: int, seq: int, 
     model.to(rt.device).train()
     params = count_params(model)
     opt = build_optimizer(model, lr=1e-4, weight_decay=0.0)
-    fwd = torch.compile(model) if rt.compile else model
+    fwd = rt.compile_model(model)
     g = torch.Generator().manual_seed(seed)
     data = torch.randint(0, vocab, (max(1, min(steps + warmup, 4)), batch, seq + 1), generator=g).to(rt.device)
 
     def step(i: int) -> None:
+        rt.step_begin()
         b = data[i % data.shape[0]]
         with rt.autocast():
             logits = fwd(input_ids=b[:, :-1]).logits
@@ -212,7 +216,7 @@ def cmd_bench(ns: argparse.Namespace) -> int:
         raise TrainError("--steps must be >= 1 and --warmup >= 0")
     from elas_compile.train.variant import parse_rank
 
-    rt = make_runtime(ns.device, ns.precision, ns.compile, ns.threads)
+    rt = make_runtime(ns.device, ns.precision, ns.compile, ns.threads, ns.compile_mode)
     print(f"bench on {rt.describe()}: {ns.steps} timed steps after {ns.warmup} warm-up steps")
     out = Path(ns.out)
     meta = {"device": rt.describe(), "torch": torch.__version__, "steps": ns.steps, "warmup": ns.warmup}

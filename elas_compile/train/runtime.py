@@ -25,6 +25,20 @@ class Runtime:
     world_size: int = 1
     parallel: str = "none"  # none | ddp | fsdp
     owns_process_group: bool = False  # destroy it at the end of the run
+    compile_mode: Optional[str] = None  # torch.compile's mode (None: its default)
+
+    @property
+    def cudagraphs(self) -> bool:
+        return self.compile and self.compile_mode in ("reduce-overhead", "max-autotune")
+
+    def compile_model(self, model):
+        """``torch.compile(model)`` in ``compile_mode``, or ``model`` when not compiling."""
+        return torch.compile(model, mode=self.compile_mode) if self.compile else model
+
+    def step_begin(self) -> None:
+        """Call before each training step: CUDA graphs may then reuse the last step's buffers."""
+        if self.cudagraphs:
+            torch.compiler.cudagraph_mark_step_begin()
 
     @property
     def is_main(self) -> bool:
@@ -41,13 +55,16 @@ class Runtime:
 
     def describe(self) -> str:
         prec = "bf16 autocast" if self.amp_dtype == torch.bfloat16 else "fp32"
-        comp = "torch.compile" if self.compile else "eager"
+        comp = (f"torch.compile mode={self.compile_mode}" if self.compile_mode else "torch.compile") if self.compile else "eager"
         par = f", {self.parallel} x{self.world_size}" if self.parallel != "none" else ""
         return f"{self.device} ({prec}, {comp}{par})"
 
 
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
 def make_runtime(device: str = "auto", precision: str = "auto", compile: Optional[bool] = None,
-                 threads: Optional[int] = None) -> Runtime:
+                 threads: Optional[int] = None, compile_mode: Optional[str] = None) -> Runtime:
     """Resolve the ``--device`` / ``--precision`` / ``--compile`` options.
 
     Defaults: CUDA when available; bf16 autocast on CUDA, fp32 on CPU; ``torch.compile`` on CUDA
@@ -75,7 +92,12 @@ def make_runtime(device: str = "auto", precision: str = "auto", compile: Optiona
     amp = torch.bfloat16 if precision == "bf16" else None
     if compile is None:
         compile = dev.type == "cuda"
-    return Runtime(device=dev, amp_dtype=amp, compile=compile)
+    if compile_mode is not None and compile_mode not in COMPILE_MODES:
+        raise TrainError(f"unknown --compile-mode {compile_mode!r}; use one of {', '.join(COMPILE_MODES)}")
+    if compile_mode in ("reduce-overhead", "max-autotune") and dev.type != "cuda":
+        raise TrainError(f"--compile-mode {compile_mode} uses CUDA graphs and needs a CUDA device")
+    return Runtime(device=dev, amp_dtype=amp, compile=compile,
+                   compile_mode=None if compile_mode == "default" else compile_mode)
 
 
 def rng_state() -> Dict[str, object]:

@@ -1,0 +1,59 @@
+"""The GEMM kernels with the 2:4 epilogue (``triton_lowrank_gemm``) under the Triton interpreter on
+CPU tensors: the epilogue must give exactly what the reference ops give on the rounded product."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+pytest.importorskip("triton")
+
+from elas_compile.kernels import cslt_layout as L  # noqa: E402
+from elas_compile.kernels import triton_lowrank_gemm as G  # noqa: E402
+
+from sparse24_cases import DTYPES, bits  # noqa: E402
+
+
+def _operands(m, k, n, dtype, seed):
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randn(m, k, generator=g).to(dtype)
+    b = (torch.randn(n, k, generator=g) / k**0.5).to(dtype)
+    return a, b
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,k,n", [(64, 48, 64), (128, 64, 128)])
+def test_up_gemm_epilogue(dtype, m, k, n):
+    a, b = _operands(m, k, n, dtype, m + k)
+    packed, y = G.up_relu2_compress(a, b, write_y=True)
+    ref_y = a.double() @ b.double().t()
+    assert ((y.double() - ref_y).abs() <= 2 * 2.0**-8 * ref_y.abs() + 1e-3).all()  # one rounding
+    assert torch.equal(bits(packed), bits(L.relu2_sparsify24_compress_reference(y)))
+    packed2, none = G.up_relu2_compress(a, b[:, :k].t().contiguous().t())  # strided b, no y
+    assert none is None and torch.equal(bits(packed2), bits(packed))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mode", ["masked", "ste"])
+def test_grad_gemm_epilogue(dtype, mode):
+    m, k, n = 64, 32, 128
+    a, b = _operands(m, k, n, dtype, 7)
+    packed, y = G.up_relu2_compress(a, b, write_y=True)
+    g, w = _operands(m, k, n, dtype, 8)
+    w = w.t()  # k x n, strided
+    d = G.grad_relu2_sparse24(g, w, packed, y if mode == "ste" else None, mode)
+    ds = (g.float() @ w.float()).to(dtype)  # the kernel's product may round differently in a few places
+    ref = L.relu2_sparsify24_backward_reference(ds, packed, y if mode == "ste" else None, mode, m, n)
+    assert (d == ref).float().mean() > 0.99
+    torch.testing.assert_close(d.float(), ref.float(), rtol=2e-2, atol=1e-4)
+    if mode == "masked":  # exactly zero off the 2:4 pattern (and where relu² kept a zero)
+        assert (d[L.decompress24_reference(packed, m, n) == 0] == 0).all()
+
+
+def test_gemm_shape_errors():
+    a, b = _operands(64, 16, 64, torch.bfloat16, 0)
+    with pytest.raises(ValueError):
+        G.up_relu2_compress(a[:48], b)  # rows not a multiple of 64
+    with pytest.raises(ValueError):
+        G.up_relu2_compress(a, b[:, :8])
+    with pytest.raises(ValueError):
+        G.grad_relu2_sparse24(a, b.t(), torch.empty(0, dtype=a.dtype), None, "ste")
