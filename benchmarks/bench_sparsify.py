@@ -13,6 +13,8 @@ and, with the rank-r GEMMs that surround them in the ELAS FFN (r = --rank, defau
   up_split   the same as cuBLAS h @ U^T then the fwd kernel
   grad_fused dS = g @ V with the masked backward in the GEMM epilogue
   grad_split cuBLAS g @ V then the bwd_mask kernel
+  dv_fused   g^T @ S with S expanded from the compressed operand inside the GEMM
+  dv_split   the decomp kernel then cuBLAS g^T @ S
 and each kernel's memory floor: bytes that must be read and written / device copy bandwidth
 (measured in the same run: a 1 GiB device-to-device copy, counting read + write).
 
@@ -45,7 +47,7 @@ from elas_compile.kernels.triton_relu2_sparsify import relu2_sparsify24_compress
 
 DEFAULT_SHAPES = [(16384, 8192), (32768, 11008), (8192, 4096)]
 KERNELS = ["fwd", "bwd_mask", "bwd_cmp", "bwd_ste", "decomp"]
-GEMMS = ["up_fused", "up_split", "grad_fused", "grad_split"]
+GEMMS = ["up_fused", "up_split", "grad_fused", "grad_split", "dv_fused", "dv_split"]
 
 
 def bench(fn) -> float:
@@ -86,6 +88,8 @@ def gemms(m, f, r, cfg=None, which=None, best=None):
         "up_split": lambda: relu2_sparsify24_compress(h @ u.t()),
         "grad_fused": lambda: GEMM.grad_relu2_sparse24(g, v, p, None, "masked", config=cfg),
         "grad_split": lambda: B.relu2_sparsify24_backward(g @ v, p, None, "masked", m, f),
+        "dv_fused": lambda: GEMM.tn_sparse_gemm(g, p, m, f, config=cfg),
+        "dv_split": lambda: g.t() @ B.sparse24_decompress(p, m, f),
     }
     return {k: v_ for k, v_ in ks.items() if which is None or k in which}
 
@@ -107,8 +111,9 @@ def sweep(bw: float, m: int, f: int, r: int) -> dict:
             print(f"  {name:8s} {str(cfg):14s} {t * 1e3:8.1f} us  x{t / (nbytes / bw * 1e3):.2f} floor", flush=True)
             if name not in best or t < best[name][1]:
                 best[name] = (cfg, t)
-    for name in ("up_fused", "grad_fused"):
-        for cfg in GEMM.SWEEP_CONFIGS:
+    for name, cfgs in (("up_fused", GEMM.SWEEP_CONFIGS), ("grad_fused", GEMM.SWEEP_CONFIGS),
+                       ("dv_fused", GEMM.TN_SWEEP_CONFIGS)):
+        for cfg in cfgs:
             (fn,) = gemms(m, f, r, cfg, [name]).values()
             try:
                 t = bench(fn)
@@ -187,7 +192,8 @@ def main() -> None:
     print(f"rank-{args.rank} GEMMs with the 2:4 work (ms): fused epilogue vs cuBLAS + separate kernel")
     for r in rows:
         print(f"{r['M']:>6}x{r['F']:<6} | up {r['up_fused_ms']:.3f} vs {r['up_split_ms']:.3f}"
-              f" | grad {r['grad_fused_ms']:.3f} vs {r['grad_split_ms']:.3f}")
+              f" | grad {r['grad_fused_ms']:.3f} vs {r['grad_split_ms']:.3f}"
+              f" | dV {r['dv_fused_ms']:.3f} vs {r['dv_split_ms']:.3f}")
     sys.stdout.flush()
 
 

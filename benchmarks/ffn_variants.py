@@ -67,9 +67,11 @@ def variants(d, f_swiglu, r):
         "elas_dense_lowrank": lambda: elas_ffn(d, f_swiglu, r, "masked", sparsity=False),
         "elas_masked": lambda: elas_ffn(d, f_swiglu, r, "masked"),
         "elas_masked_unfused": lambda: elas_ffn(d, f_swiglu, r, "masked"),
+        "elas_masked_nodv": lambda: elas_ffn(d, f_swiglu, r, "masked"),
         "elas_ste": lambda: elas_ffn(d, f_swiglu, r, "ste"),
     }
 
 
 # environment a variant runs under (read when the ELAS op is traced)
-ENV = {"elas_masked_unfused": {"ELAS_FUSED_GEMM": "0"}}
+ENV = {"elas_masked_unfused": {"ELAS_FUSED_GEMM": "0", "ELAS_DV_KERNEL": "0"},
+       "elas_masked_nodv": {"ELAS_DV_KERNEL": "0"}}

@@ -8,7 +8,9 @@ The first two lines are one Triton GEMM whose epilogue does relu², the 2:4 sele
 compression (``elas::up_relu2_sparsify24_compress``): y never reaches memory in ``masked`` mode.
 Autograd saves the compressed S (values + metadata, 9/16 of a dense bf16 tensor) and the rank-r
 tensors, never a dense tokens x F tensor in ``masked`` mode; ``ste`` must keep y (its gradient
-reaches pruned positions). Backward: dVdown = g^T @ S (S expanded once, transient); dS = g @ Vdown
+reaches pruned positions). Backward: dVdown = g^T @ S (a Triton GEMM that expands S tile by tile
+from the compressed operand, ``elas::tn_sparse24_mm``; ``ELAS_DV_KERNEL=0``: S expanded to a
+transient dense tensor and cuBLAS); dS = g @ Vdown
 and dy = dS * 2 sqrt(S) at kept positions (masked) or 2 dS relu(y) (ste) as one Triton GEMM with
 that epilogue (``elas::grad_relu2_sparse24``); dh = dy @ Uup, dUup = dy^T @ h.
 ``ELAS_FUSED_GEMM=0`` in the environment (read when the op is traced) keeps the GEMMs on cuBLAS
@@ -42,6 +44,11 @@ def _padded(m: int) -> int:
 def fused_gemms() -> bool:
     """Whether the up GEMM and the dS GEMM carry the 2:4 work in their epilogues."""
     return os.environ.get("ELAS_FUSED_GEMM", "1") != "0"
+
+
+def dv_kernel() -> bool:
+    """Whether dVdown = g^T @ S reads S compressed (else: expanded, then cuBLAS)."""
+    return os.environ.get("ELAS_DV_KERNEL", "1") != "0"
 
 
 @torch.library.triton_op("elas::lowrank_relu2_sparse24_linear", mutates_args=())
@@ -79,8 +86,10 @@ def _backward(ctx, grad_out, _grad_packed, _grad_y):
     m = h2.shape[0]
     mp = _padded(m)
     g = _pad_rows(grad_out.reshape(-1, w_down_v.shape[0]), mp)
-    s = torch.ops.elas.sparse24_decompress(packed, mp, f)
-    grad_w_down_v = g.t() @ s
+    if dv_kernel() and g.shape[1] % 16 == 0:
+        grad_w_down_v = torch.ops.elas.tn_sparse24_mm(g, packed, mp, f)
+    else:
+        grad_w_down_v = g.t() @ torch.ops.elas.sparse24_decompress(packed, mp, f)
     y = saved_y if ctx.mode == "ste" else None
     if fused_gemms():
         grad_y = torch.ops.elas.grad_relu2_sparse24(g, w_down_v, packed, y, ctx.mode)

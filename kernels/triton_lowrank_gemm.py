@@ -191,3 +191,101 @@ def grad_relu2_sparse24(a: torch.Tensor, b: torch.Tensor, packed: torch.Tensor, 
     _launch("grad_relu2_sparse24_kernel", a, (b.stride(0), b.stride(1)), m, n, k, config, wrap, "grad",
             a, b, packed, packed if y is None else y, out, MODE=kmode)
     return out
+
+
+@triton.jit
+def _expanded_tile(packed_ptr, krows, grps, F, meta_start, IS_BF16: tl.constexpr, HW: tl.constexpr,
+                   BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr):
+    """Dense [BLOCK_K, BLOCK_N] tile (rows ``krows``, groups ``grps``) of the matrix ``packed``
+    represents: the dtype on the GPU, float32 under the interpreter."""
+    pv = tl.load(packed_ptr.to(tl.pointer_type(tl.int32)) + (krows * (F // 4))[:, None] + grps[None, :])
+    nib = load_nibbles(packed_ptr, krows, grps, F, meta_start)
+    i0 = nib & 3
+    i1 = nib >> 2
+    lo = pv & 0xFFFF
+    hi = (pv >> 16) & 0xFFFF
+    e0 = tl.where(i0 == 0, lo, 0)
+    e1 = tl.where(i0 == 1, lo, tl.where(i1 == 1, hi, 0))
+    e2 = tl.where(i0 == 2, lo, tl.where(i1 == 2, hi, 0))
+    e3 = tl.where(i1 == 3, hi, 0)
+    if HW:
+        e0 = e0.to(tl.int16)
+        e1 = e1.to(tl.int16)
+        e2 = e2.to(tl.int16)
+        e3 = e3.to(tl.int16)
+    else:
+        e0 = half_bits_to_f32(e0, IS_BF16)
+        e1 = half_bits_to_f32(e1, IS_BF16)
+        e2 = half_bits_to_f32(e2, IS_BF16)
+        e3 = half_bits_to_f32(e3, IS_BF16)
+    t = tl.reshape(tl.join(tl.join(e0, e2), tl.join(e1, e3)), [BLOCK_K, BLOCK_N])  # element 2a + b
+    if HW:
+        if IS_BF16:
+            t = t.to(tl.bfloat16, bitcast=True)
+        else:
+            t = t.to(tl.float16, bitcast=True)
+    return t
+
+
+@triton.jit
+def tn_sparse_gemm_kernel(
+    a_ptr, packed_ptr, out_ptr, M, N, K, stride_ak, stride_am, meta_start,
+    IS_BF16: tl.constexpr, HW: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
+):
+    """out [M, N] = a^T @ S: a is K x M (strides stride_ak, stride_am), S the K x N matrix given
+    compressed (``packed``), expanded tile by tile in registers."""
+    pid_m, pid_n = _tile_ids(M, N, BLOCK_M, BLOCK_N, GROUP_M)
+    offs_m = (pid_m * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)
+    G: tl.constexpr = BLOCK_N // 4
+    grps = pid_n * G + tl.arange(0, G)
+    offs_k = tl.arange(0, BLOCK_K)
+    acc = tl.full([BLOCK_M, BLOCK_N], 0.0, tl.float32)
+    for k0 in range(0, K, BLOCK_K):
+        kk = (k0 + offs_k).to(tl.int64)
+        a_off = offs_m[:, None] * stride_am + kk[None, :] * stride_ak
+        if HW:
+            a = tl.load(a_ptr + a_off)
+        else:
+            a = half_bits_to_f32(tl.load(a_ptr.to(tl.pointer_type(tl.int16)) + a_off).to(tl.int32) & 0xFFFF, IS_BF16)
+        b = _expanded_tile(packed_ptr, kk, grps, N, meta_start, IS_BF16, HW, BLOCK_K, BLOCK_N)
+        acc = tl.dot(a, b, acc)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    bits = f32_to_half_bits(acc, IS_BF16, HW).to(tl.int16)
+    tl.store(out_ptr.to(tl.pointer_type(tl.int16)) + offs_m[:, None] * N + offs_n[None, :], bits)
+
+
+TN_CONFIG = (128, 128, 64, 8, 3)
+TN_SWEEP_CONFIGS = [(128, 128, 64, 8, 3), (128, 128, 32, 8, 4), (128, 64, 64, 4, 4), (64, 128, 64, 4, 4),
+                    (128, 256, 32, 8, 3), (256, 128, 32, 8, 3)]
+
+
+def tn_sparse_gemm(a: torch.Tensor, packed: torch.Tensor, rows: int, cols: int, *, config=None, wrap=None):
+    """``a^T @ S`` (``a`` rows x r, ``S`` the rows x cols matrix of ``packed``): the down
+    projection's weight gradient ``g^T @ S`` without a dense S in memory."""
+    check_cslt_shape(rows, cols, packed.dtype)
+    if a.dim() != 2 or a.shape[0] != rows or a.dtype != packed.dtype:
+        raise ValueError(f"a must be {rows} x r of dtype {packed.dtype}, got {tuple(a.shape)} {a.dtype}")
+    if packed.numel() != rows * cols * 9 // 16 or not packed.is_contiguous():
+        raise ValueError(f"packed must be a contiguous buffer of {rows * cols * 9 // 16} elements")
+    r = a.shape[1]
+    interpret = a.device.type != "cuda"
+    bm, bn, bk, nw, ns = config or (INTERP_CONFIG if interpret else TN_CONFIG)
+    while r % bm and bm > 16:
+        bm //= 2
+    while cols % bn:
+        bn //= 2
+    while rows % bk:
+        bk //= 2
+    if r % bm:
+        raise ValueError(f"tn_sparse_gemm: r = {r} must be a multiple of 16")
+    out = torch.empty((r, cols), dtype=a.dtype, device=a.device)
+    kern = kernel_module(__name__, interpret).tn_sparse_gemm_kernel
+    if wrap is not None:
+        kern = wrap(kern)
+    kern[((r // bm) * (cols // bn),)](
+        a, packed, out, r, cols, rows, a.stride(0), a.stride(1), values_numel(rows, cols),
+        IS_BF16=a.dtype == torch.bfloat16, HW=not interpret, BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, GROUP_M=8,
+        num_warps=nw, num_stages=ns,
+    )
+    return out

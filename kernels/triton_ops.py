@@ -17,6 +17,8 @@ Importing this module registers:
   (an empty tensor unless ``write_y``).
 * ``elas::grad_relu2_sparse24(Tensor g, Tensor w, Tensor packed, Tensor? y, str mode) -> Tensor``:
   ``relu2_sparsify24_backward(g @ w, packed, y, mode)`` from one GEMM (masked / ste).
+* ``elas::tn_sparse24_mm(Tensor a, Tensor packed, int rows, int cols) -> Tensor``: ``a^T @ S``
+  (``S`` the rows x cols matrix of ``packed``) without a dense S in memory.
 
 With Triton importable, each op is a ``torch.library.triton_op``: CUDA tensors launch the Triton
 kernels through ``wrap_triton`` (Inductor sees the kernels under ``torch.compile``); other devices
@@ -56,6 +58,7 @@ __all__ = [
     "relu2_sparsify24_backward_compressed",
     "up_relu2_sparsify24_compress",
     "grad_relu2_sparse24",
+    "tn_sparse24_mm",
 ]
 
 _MODES = ("masked", "ste", "dense")
@@ -168,7 +171,19 @@ def grad_relu2_sparse24(g: torch.Tensor, w: torch.Tensor, packed: torch.Tensor, 
     return relu2_sparsify24_backward_reference(g @ w, packed, y, mode, rows, cols)
 
 
+@_define("tn_sparse24_mm")
+def tn_sparse24_mm(a: torch.Tensor, packed: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+    check_cslt_shape(rows, cols, packed.dtype)
+    if _on_gpu(a):
+        return _gemm.tn_sparse_gemm(a, packed.contiguous(), rows, cols, wrap=wrap_triton)
+    return a.t() @ decompress24_reference(packed, rows, cols)
+
+
 if not HAS_TRITON:
+
+    @tn_sparse24_mm.register_fake
+    def _(a, packed, rows, cols):
+        return a.new_empty((a.shape[1], cols))
 
     @up_relu2_sparsify24_compress.register_fake
     def _(h, w, write_y):

@@ -168,6 +168,29 @@ def test_ops_cpu_and_opcheck():
         torch.ops.elas.relu2_sparsify24_backward(g, p, None, "ste", 128, 256)
 
 
+def test_gemm_ops_cpu_and_opcheck():
+    """The ops whose CUDA kernels are GEMMs with the 2:4 work fused (reference on CPU)."""
+    h = make("normal", 128, 32, torch.bfloat16, 3)
+    w = make("normal", 256, 32, torch.bfloat16, 4)
+    v = make("normal", 32, 256, torch.bfloat16, 5)
+    gr = make("normal", 128, 32, torch.bfloat16, 6)
+    p, y = torch.ops.elas.up_relu2_sparsify24_compress(h, w, True)
+    assert torch.equal(y, h @ w.t()) and torch.equal(bits(p), bits(L.relu2_sparsify24_compress_reference(y)))
+    p2, empty = torch.ops.elas.up_relu2_sparsify24_compress(h, w, False)
+    assert empty.numel() == 0 and torch.equal(bits(p2), bits(p))
+    for mode, yy in (("masked", None), ("ste", y)):
+        d = torch.ops.elas.grad_relu2_sparse24(gr, v, p, yy, mode)
+        assert torch.equal(d, L.relu2_sparsify24_backward_reference(gr @ v, p, yy, mode, 128, 256))
+    dv = torch.ops.elas.tn_sparse24_mm(gr, p, 128, 256)
+    assert torch.equal(dv, gr.t() @ R.relu2_sparsify24(y))
+    checks = ("test_schema", "test_faketensor", "test_aot_dispatch_static")
+    torch.library.opcheck(torch.ops.elas.up_relu2_sparsify24_compress, (h, w, True), test_utils=checks)
+    torch.library.opcheck(torch.ops.elas.grad_relu2_sparse24, (gr, v, p, None, "masked"), test_utils=checks)
+    torch.library.opcheck(torch.ops.elas.tn_sparse24_mm, (gr, p, 128, 256), test_utils=checks)
+    with pytest.raises(ValueError):
+        torch.ops.elas.grad_relu2_sparse24(gr, v, p, None, "dense")
+
+
 def test_ops_without_triton():
     code = textwrap.dedent(
         """
