@@ -4,17 +4,16 @@
     S   = sparsify24(relu(y) ** 2)       (written straight into the cuSPARSELt layout)
     out = S @ Vdown^T                    (cuSPARSELt sparse GEMM, sparse operand first)
 
-The first two lines are one Triton GEMM whose epilogue does relu², the 2:4 selection and the
-compression (``elas::up_relu2_sparsify24_compress``): y never reaches memory in ``masked`` mode.
-Autograd saves the compressed S (values + metadata, 9/16 of a dense bf16 tensor) and the rank-r
+y comes from cuBLAS and one Triton pass writes the compressed S (``ELAS_FUSED_GEMM=1``: one Triton
+GEMM whose epilogue does relu², the 2:4 selection and the compression,
+``elas::up_relu2_sparsify24_compress``; measured slower on an H100, docs/benchmarks.md). Autograd saves the compressed S (values + metadata, 9/16 of a dense bf16 tensor) and the rank-r
 tensors, never a dense tokens x F tensor in ``masked`` mode; ``ste`` must keep y (its gradient
-reaches pruned positions). Backward: dVdown = g^T @ S (a Triton GEMM that expands S tile by tile
-from the compressed operand, ``elas::tn_sparse24_mm``; ``ELAS_DV_KERNEL=0``: S expanded to a
-transient dense tensor and cuBLAS); dS = g @ Vdown
-and dy = dS * 2 sqrt(S) at kept positions (masked) or 2 dS relu(y) (ste) as one Triton GEMM with
-that epilogue (``elas::grad_relu2_sparse24``); dh = dy @ Uup, dUup = dy^T @ h.
-``ELAS_FUSED_GEMM=0`` in the environment (read when the op is traced) keeps the GEMMs on cuBLAS
-and runs the 2:4 kernels separately (for benchmarks).
+reaches pruned positions). Backward: dVdown = g^T @ S (S expanded to a transient dense tensor,
+then cuBLAS; ``ELAS_DV_KERNEL=1``: a Triton GEMM that expands S tile by tile from the compressed
+operand, ``elas::tn_sparse24_mm``); dS = g @ Vdown and dy = dS * 2 sqrt(S) at kept positions
+(masked) or 2 dS relu(y) (ste) (``ELAS_FUSED_GEMM=1``: one Triton GEMM with that epilogue,
+``elas::grad_relu2_sparse24``); dh = dy @ Uup, dUup = dy^T @ h. Both variables are read when
+the op is traced (benchmarks/ffn_variants.py compares them).
 
 The op is a ``triton_op`` so Inductor traces into it: the GEMMs, the Triton kernels and
 ``elas::cslt_mm`` all appear in the compiled graph. Token counts that are not a multiple of 128
@@ -43,12 +42,12 @@ def _padded(m: int) -> int:
 
 def fused_gemms() -> bool:
     """Whether the up GEMM and the dS GEMM carry the 2:4 work in their epilogues."""
-    return os.environ.get("ELAS_FUSED_GEMM", "1") != "0"
+    return os.environ.get("ELAS_FUSED_GEMM", "0") == "1"
 
 
 def dv_kernel() -> bool:
     """Whether dVdown = g^T @ S reads S compressed (else: expanded, then cuBLAS)."""
-    return os.environ.get("ELAS_DV_KERNEL", "1") != "0"
+    return os.environ.get("ELAS_DV_KERNEL", "0") == "1"
 
 
 @torch.library.triton_op("elas::lowrank_relu2_sparse24_linear", mutates_args=())

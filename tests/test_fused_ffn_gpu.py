@@ -51,6 +51,7 @@ def test_compiled_llama_uses_the_sparse_path(compile_mode):
     # a cache hit from the other modes' compilation would skip the pre-grad pass (and its counter)
     with inductor_config.patch(force_disable_caches=True):
         for _ in range(3):
+            model.zero_grad(set_to_none=True)  # CUDA graphs overwrite last step's grads: no accumulation
             torch.compiler.cudagraph_mark_step_begin()
             loss = compiled(input_ids=ids, labels=ids).loss
             loss.backward()
