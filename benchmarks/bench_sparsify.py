@@ -3,6 +3,7 @@
 For each M x F (bf16): median time (triton.testing.do_bench) of
   fwd        elas fused forward (relu² -> 2:4 -> compressed buffer)
   bwd_mask   dense dy1 from dS and the packed buffer (masked, no y)
+  bwd_mask_s the same pass also writing the dense S (replaces bwd_mask + decomp in the FFN)
   bwd_cmp    masked dy1 written in the compressed layout
   bwd_ste    dense dy1 = 2 dS relu(y)
   decomp     packed -> dense pruned S
@@ -46,7 +47,7 @@ from elas_compile.kernels import triton_sparse24_backward as B
 from elas_compile.kernels.triton_relu2_sparsify import relu2_sparsify24_compress
 
 DEFAULT_SHAPES = [(16384, 8192), (32768, 11008), (8192, 4096)]
-KERNELS = ["fwd", "bwd_mask", "bwd_cmp", "bwd_ste", "decomp"]
+KERNELS = ["fwd", "bwd_mask", "bwd_mask_s", "bwd_cmp", "bwd_ste", "decomp"]
 GEMMS = ["up_fused", "up_split", "grad_fused", "grad_split", "dv_fused", "dv_split"]
 
 
@@ -67,6 +68,8 @@ def kernels(y, g, p, m, f, cfg=None, which=None, best=None):
     ks = {
         "fwd": (lambda: relu2_sparsify24_compress(y, config=cfg), (2 + 9 / 8) * m * f),
         "bwd_mask": (lambda: B.relu2_sparsify24_backward(g, p, None, "masked", m, f, config=cfg), (2 + 9 / 8 + 2) * m * f),
+        "bwd_mask_s": (lambda: B.relu2_sparsify24_backward(g, p, None, "masked", m, f, config=cfg, write_s=True),
+                       (2 + 9 / 8 + 4) * m * f),
         "bwd_cmp": (lambda: B.relu2_sparsify24_backward_compressed(g, p, m, f, config=cfg), (2 + 9 / 8 + 9 / 8) * m * f),
         "bwd_ste": (lambda: B.relu2_sparsify24_backward(g, p, y, "ste", m, f, config=cfg), 6.0 * m * f),
         "decomp": (lambda: B.sparse24_decompress(p, m, f, config=cfg), (9 / 8 + 2) * m * f),
@@ -103,7 +106,7 @@ def sweep(bw: float, m: int, f: int, r: int) -> dict:
     p = relu2_sparsify24_compress(y)
     print(f"sweep {m}x{f}: copy bw {bw / 1e12:.2f} TB/s", flush=True)
     best: dict = {}
-    plan = [("fwd", FWD_SWEEP)] + [(k, B.SWEEP_CONFIGS) for k in ("bwd_mask", "bwd_cmp", "bwd_ste", "decomp")]
+    plan = [("fwd", FWD_SWEEP)] + [(k, B.SWEEP_CONFIGS) for k in ("bwd_mask", "bwd_mask_s", "bwd_cmp", "bwd_ste", "decomp")]
     for name, cfgs in plan:
         for cfg in cfgs:
             (fn, nbytes), = kernels(y, g, p, m, f, cfg, [name]).values()

@@ -4,16 +4,19 @@
     S   = sparsify24(relu(y) ** 2)       (written straight into the cuSPARSELt layout)
     out = S @ Vdown^T                    (cuSPARSELt sparse GEMM, sparse operand first)
 
-y comes from cuBLAS and one Triton pass writes the compressed S (``ELAS_FUSED_GEMM=1``: one Triton
-GEMM whose epilogue does relu², the 2:4 selection and the compression,
-``elas::up_relu2_sparsify24_compress``; measured slower on an H100, docs/benchmarks.md). Autograd saves the compressed S (values + metadata, 9/16 of a dense bf16 tensor) and the rank-r
-tensors, never a dense tokens x F tensor in ``masked`` mode; ``ste`` must keep y (its gradient
-reaches pruned positions). Backward: dVdown = g^T @ S (S expanded to a transient dense tensor,
-then cuBLAS; ``ELAS_DV_KERNEL=1``: a Triton GEMM that expands S tile by tile from the compressed
-operand, ``elas::tn_sparse24_mm``); dS = g @ Vdown and dy = dS * 2 sqrt(S) at kept positions
-(masked) or 2 dS relu(y) (ste) (``ELAS_FUSED_GEMM=1``: one Triton GEMM with that epilogue,
-``elas::grad_relu2_sparse24``); dh = dy @ Uup, dUup = dy^T @ h. Both variables are read when
-the op is traced (benchmarks/ffn_variants.py compares them).
+y comes from cuBLAS and one Triton pass writes the compressed S. Autograd saves the compressed S
+(values + metadata, 9/16 of a dense bf16 tensor) and the rank-r tensors, never a dense tokens x F
+tensor in ``masked`` mode; ``ste`` must keep y (its gradient reaches pruned positions).
+Backward: dS = g @ Vdown (cuBLAS); one Triton pass over dS and the compressed S writes
+dy = dS * 2 sqrt(S) at kept positions (masked) or 2 dS relu(y) (ste), and the dense S, transient,
+for dVdown = g^T @ S (cuBLAS: the reduction runs over tokens, along which S is not 2:4);
+dh = dy @ Uup, dUup = dy^T @ h.
+
+Experimental, off by default (measured slower on an H100, docs/benchmarks.md), read when the op
+is traced: ``ELAS_FUSED_GEMM=1`` computes y and dS with Triton GEMMs that carry the 2:4 work in
+their epilogue (``elas::up_relu2_sparsify24_compress``, ``elas::grad_relu2_sparse24``: y and dS
+never reach memory); ``ELAS_DV_KERNEL=1`` computes dVdown with a Triton GEMM that expands S from
+the compressed operand tile by tile (``elas::tn_sparse24_mm``).
 
 The op is a ``triton_op`` so Inductor traces into it: the GEMMs, the Triton kernels and
 ``elas::cslt_mm`` all appear in the compiled graph. Token counts that are not a multiple of 128
@@ -85,15 +88,20 @@ def _backward(ctx, grad_out, _grad_packed, _grad_y):
     m = h2.shape[0]
     mp = _padded(m)
     g = _pad_rows(grad_out.reshape(-1, w_down_v.shape[0]), mp)
-    if dv_kernel() and g.shape[1] % 16 == 0:
-        grad_w_down_v = torch.ops.elas.tn_sparse24_mm(g, packed, mp, f)
-    else:
-        grad_w_down_v = g.t() @ torch.ops.elas.sparse24_decompress(packed, mp, f)
     y = saved_y if ctx.mode == "ste" else None
-    if fused_gemms():
-        grad_y = torch.ops.elas.grad_relu2_sparse24(g, w_down_v, packed, y, ctx.mode)
-    else:
-        grad_y = torch.ops.elas.relu2_sparsify24_backward(g @ w_down_v, packed, y, ctx.mode, mp, f)
+    use_dv_kernel = dv_kernel() and g.shape[1] % 16 == 0
+    if fused_gemms() or use_dv_kernel:  # experimental kernels (see the module docstring)
+        if use_dv_kernel:
+            grad_w_down_v = torch.ops.elas.tn_sparse24_mm(g, packed, mp, f)
+        else:
+            grad_w_down_v = g.t() @ torch.ops.elas.sparse24_decompress(packed, mp, f)
+        if fused_gemms():
+            grad_y = torch.ops.elas.grad_relu2_sparse24(g, w_down_v, packed, y, ctx.mode)
+        else:
+            grad_y = torch.ops.elas.relu2_sparsify24_backward(g @ w_down_v, packed, y, ctx.mode, mp, f)
+    else:  # dy and the transient dense S from one pass over dS and packed
+        grad_y, s = torch.ops.elas.relu2_sparsify24_backward_expand(g @ w_down_v, packed, y, ctx.mode, mp, f)
+        grad_w_down_v = g.t() @ s
     grad_h = (grad_y @ w_up_u)[:m].reshape(h.shape)
     grad_w_up_u = grad_y[:m].t() @ h2
     return grad_h, grad_w_up_u, grad_w_down_v, None

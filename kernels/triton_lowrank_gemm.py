@@ -28,7 +28,7 @@ from .triton_bits import f32_to_half_bits, half_bits_to_f32, load_nibbles, selec
 from .triton_sparse24_backward import _MODES, _dense_grad
 
 # (BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages) on CUDA (benchmarks/bench_sparsify.py --sweep)
-CONFIGS = {"up": (128, 128, 64, 8, 3), "grad": (128, 128, 64, 8, 3)}
+CONFIGS = {"up": (128, 128, 64, 4, 3), "grad": (64, 128, 64, 4, 4)}  # H100 sweep
 SWEEP_CONFIGS = [(128, 128, 64, 8, 3), (128, 128, 64, 4, 3), (128, 128, 64, 8, 4), (128, 256, 64, 8, 3),
                  (64, 128, 64, 4, 4), (128, 64, 64, 4, 4), (128, 128, 32, 8, 4), (64, 256, 64, 8, 3)]
 INTERP_CONFIG = (64, 64, 32, 4, 1)

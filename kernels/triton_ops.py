@@ -10,6 +10,9 @@ Importing this module registers:
 * ``elas::relu2_sparsify24_backward(Tensor grad, Tensor packed, Tensor? y, str mode, int rows,
   int cols) -> Tensor``: dense ``dy1``, shape of ``grad``; ``mode`` in masked / ste / dense (see
   ``triton_sparse24_backward``).
+* ``elas::relu2_sparsify24_backward_expand(Tensor grad, Tensor packed, Tensor? y, str mode, int rows,
+  int cols) -> (Tensor, Tensor)``: ``relu2_sparsify24_backward`` and ``sparse24_decompress`` from
+  one pass (dy1, dense S).
 * ``elas::relu2_sparsify24_backward_compressed(Tensor grad, Tensor packed, int rows, int cols)
   -> Tensor``: masked ``dy1`` in the compressed layout (metadata of ``packed``).
 * ``elas::up_relu2_sparsify24_compress(Tensor h, Tensor w, bool write_y) -> (Tensor, Tensor)``:
@@ -56,6 +59,7 @@ __all__ = [
     "sparse24_decompress",
     "relu2_sparsify24_backward",
     "relu2_sparsify24_backward_compressed",
+    "relu2_sparsify24_backward_expand",
     "up_relu2_sparsify24_compress",
     "grad_relu2_sparse24",
     "tn_sparse24_mm",
@@ -137,6 +141,18 @@ def relu2_sparsify24_backward(
     return relu2_sparsify24_backward_reference(grad, packed, y, mode, rows, cols)
 
 
+@_define("relu2_sparsify24_backward_expand")
+def relu2_sparsify24_backward_expand(
+    grad: torch.Tensor, packed: torch.Tensor, y: Optional[torch.Tensor], mode: str, rows: int, cols: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    _check_bwd(grad, packed, mode, y, rows, cols)
+    if _on_gpu(grad):
+        return _bwd.relu2_sparsify24_backward(grad, packed.contiguous(), y, mode, rows, cols, wrap=wrap_triton,
+                                              write_s=True)
+    return (relu2_sparsify24_backward_reference(grad, packed, y, mode, rows, cols),
+            decompress24_reference(packed, rows, cols))
+
+
 @_define("relu2_sparsify24_backward_compressed")
 def relu2_sparsify24_backward_compressed(
     grad: torch.Tensor, packed: torch.Tensor, rows: int, cols: int
@@ -180,6 +196,10 @@ def tn_sparse24_mm(a: torch.Tensor, packed: torch.Tensor, rows: int, cols: int) 
 
 
 if not HAS_TRITON:
+
+    @relu2_sparsify24_backward_expand.register_fake
+    def _(grad, packed, y, mode, rows, cols):
+        return torch.empty_like(grad), packed.new_empty((rows, cols))
 
     @tn_sparse24_mm.register_fake
     def _(a, packed, rows, cols):

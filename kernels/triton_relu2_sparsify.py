@@ -25,7 +25,7 @@ from .triton_bits import load_groups, meta_word_index, quad_coords, select24, st
 # tiling "rows" (default): the tile is loaded and stored row-contiguously (coalesced) and the
 # metadata words are assembled by a small reduction; "quad": the tile is handled as the four
 # quadrants of the metadata word (strided 32-byte accesses, no reduction).
-FWD_CONFIG = (32, 128, 4, "rows")  # on CUDA (from benchmarks/bench_sparsify.py --sweep)
+FWD_CONFIG = (32, 256, 8, "rows")  # on CUDA (H100 sweep, benchmarks/bench_sparsify.py --sweep)
 SWEEP_CONFIGS = [(bm, bf, nw, tiling) for tiling in ("rows", "quad")
                  for bm, bf, nw in [(16, 128, 4), (32, 64, 4), (32, 128, 4), (32, 128, 8),
                                     (64, 128, 4), (64, 128, 8), (32, 256, 8), (64, 256, 8)]]

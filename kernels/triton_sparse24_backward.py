@@ -8,6 +8,8 @@ the backward of ``relu2_sparsify24`` without a saved dense tensor.
   ``packed`` (``sqrt(v)`` = ``relu(y)`` up to the rounding of ``v``); ``masked`` with ``y``:
   ``2 * dS * relu(y)`` where kept and ``v != 0`` (bit-exact with ``reference``); ``ste`` /
   ``dense``: ``2 * dS * relu(y)`` everywhere (``packed`` unused).
+  With ``write_s`` the same pass also writes the dense S (for ``dW = dy^T @ S``): one read of
+  ``packed`` instead of two, no separate ``sparse24_decompress`` launch.
 * ``relu2_sparsify24_backward_compressed``: masked ``dy1`` written in the compressed layout with
   the metadata of ``packed`` (it has the same 2:4 pattern), so ``dx = dy1 @ W_up`` can be a sparse
   GEMM. Reads ``dS`` and ``packed``, writes ``9/16`` of a dense tensor.
@@ -36,7 +38,7 @@ from .triton_bits import (
 from .triton_relu2_sparsify import _aligned_rows, fit_config
 
 # (BLOCK_M, BLOCK_F, num_warps) per kernel on CUDA (from benchmarks/bench_sparsify.py --sweep)
-CONFIGS = {"decompress": (32, 128, 4), "backward": (32, 128, 4), "compressed": (32, 128, 4)}
+CONFIGS = {"decompress": (32, 128, 8), "backward": (32, 128, 8), "compressed": (32, 128, 8)}
 SWEEP_CONFIGS = [(16, 128, 4), (32, 64, 4), (32, 128, 4), (32, 128, 8), (64, 64, 4), (64, 128, 8)]
 INTERP_CONFIG = (64, 128, 4)  # fewer, larger programs under the interpreter
 
@@ -107,12 +109,14 @@ def relu2_sparsify24_backward_kernel(
     packed_ptr,
     y_ptr,
     out_ptr,
+    s_ptr,  # dense S (rows x F) when WRITE_S
     M,
     F,
     stride_gm,
     stride_ym,
     meta_start,
     MODE: tl.constexpr,  # 0 masked from packed, 1 masked with y, 2 ste
+    WRITE_S: tl.constexpr,
     IS_BF16: tl.constexpr,
     HW_CVT: tl.constexpr,
     BLOCK_M: tl.constexpr,
@@ -127,7 +131,7 @@ def relu2_sparsify24_backward_kernel(
         y01 = g01
         y10 = g10
         y11 = g11
-    if MODE != 2:
+    if MODE != 2 or WRITE_S:
         word, off, n00, n01, n10, n11 = _load_meta(packed_ptr, r0, t, F, meta_start)
         p00, p01, p10, p11 = load_values(packed_ptr, r0, g0, F)
     else:
@@ -149,6 +153,8 @@ def relu2_sparsify24_backward_kernel(
         _dense_grad(g10, y10, p10, n10, MODE, IS_BF16, HW_CVT),
         _dense_grad(g11, y11, p11, n11, MODE, IS_BF16, HW_CVT),
     )
+    if WRITE_S:  # the dense S for the down projection's weight gradient, from the same reads
+        store_groups(s_ptr, r0, g0, F, _expand(p00, n00), _expand(p01, n01), _expand(p10, n10), _expand(p11, n11))
 
 
 @triton.jit
@@ -225,8 +231,11 @@ def relu2_sparsify24_backward(
     *,
     config=None,
     wrap=None,
-) -> torch.Tensor:
-    """Dense ``dy1`` (shape and dtype of ``grad``); see the module docstring for the modes."""
+    write_s: bool = False,
+):
+    """Dense ``dy1`` (shape and dtype of ``grad``); see the module docstring for the modes. With
+    ``write_s``: ``(dy1, S)``, S the dense ``rows x cols`` matrix of ``packed`` (what
+    ``sparse24_decompress`` returns) written by the same pass."""
     if mode not in _MODES:
         raise ValueError(f"unknown mode {mode!r}")
     kmode = _MODES[mode]
@@ -240,22 +249,25 @@ def relu2_sparsify24_backward(
     g2 = _aligned_rows(grad)
     y2 = _aligned_rows(y) if y is not None else g2  # dummy pointer when unused
     out = torch.empty((rows, cols), dtype=grad.dtype, device=grad.device)
+    s = torch.empty((rows, cols), dtype=grad.dtype, device=grad.device) if write_s else out
     _maybe_wrap(mod.relu2_sparsify24_backward_kernel, wrap)[grid](
         g2,
         packed,
         y2,
         out,
+        s,
         rows,
         cols,
         g2.stride(0),
         y2.stride(0),
         values_numel(rows, cols),
         MODE=kmode,
+        WRITE_S=write_s,
         IS_BF16=grad.dtype == torch.bfloat16,
         HW_CVT=hw,
         **meta,
     )
-    return out.view(grad.shape)
+    return (out.view(grad.shape), s) if write_s else out.view(grad.shape)
 
 
 def relu2_sparsify24_backward_compressed(

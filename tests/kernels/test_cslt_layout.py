@@ -187,6 +187,12 @@ def test_gemm_ops_cpu_and_opcheck():
     torch.library.opcheck(torch.ops.elas.up_relu2_sparsify24_compress, (h, w, True), test_utils=checks)
     torch.library.opcheck(torch.ops.elas.grad_relu2_sparse24, (gr, v, p, None, "masked"), test_utils=checks)
     torch.library.opcheck(torch.ops.elas.tn_sparse24_mm, (gr, p, 128, 256), test_utils=checks)
+    g2 = make("normal", 128, 256, torch.bfloat16, 7)
+    d, s = torch.ops.elas.relu2_sparsify24_backward_expand(g2, p, None, "masked", 128, 256)
+    assert torch.equal(s, R.relu2_sparsify24(y))
+    assert torch.equal(d, L.relu2_sparsify24_backward_reference(g2, p, None, "masked", 128, 256))
+    torch.library.opcheck(torch.ops.elas.relu2_sparsify24_backward_expand, (g2, p, y, "ste", 128, 256),
+                          test_utils=checks)
     with pytest.raises(ValueError):
         torch.ops.elas.grad_relu2_sparse24(gr, v, p, None, "dense")
 

@@ -110,6 +110,10 @@ def test_every_block_config():
         assert torch.equal(B.relu2_sparsify24_backward(gr, p, y, "ste", rows, cols, config=cfg), ste), cfg
         assert torch.equal(bits(B.relu2_sparsify24_backward_compressed(gr, p, rows, cols, config=cfg)), bits(cmp_)), cfg
         assert torch.equal(B.sparse24_decompress(p, rows, cols, config=cfg), s), cfg
+        d_s = B.relu2_sparsify24_backward(gr, p, None, "masked", rows, cols, config=cfg, write_s=True)
+        assert torch.equal(d_s[0], dense) and torch.equal(d_s[1], s), cfg
+        e_s = B.relu2_sparsify24_backward(gr, p, y, "ste", rows, cols, config=cfg, write_s=True)
+        assert torch.equal(e_s[0], ste) and torch.equal(e_s[1], s), cfg
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

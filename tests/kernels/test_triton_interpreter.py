@@ -104,3 +104,15 @@ def test_rejects_bad_shapes():
     p = L.relu2_sparsify24_compress_reference(torch.zeros(128, 128, dtype=torch.bfloat16))
     with pytest.raises(ValueError):
         B.sparse24_decompress(p, 128, 256)
+
+
+@settings(max_examples=4, deadline=None)
+@given(**cases)
+def test_backward_writes_dense_s_in_the_same_pass(shape, dtype, kind, seed):
+    y = make(kind, *shape, dtype, seed)
+    g = make("normal", *shape, dtype, seed + 1)
+    p = relu2_sparsify24_compress(y)
+    for mode, yy in (("masked", None), ("ste", y)):
+        d, s = B.relu2_sparsify24_backward(g, p, yy, mode, *shape, write_s=True)
+        assert torch.equal(d, B.relu2_sparsify24_backward(g, p, yy, mode, *shape))
+        assert torch.equal(s, R.relu2_sparsify24(y))
