@@ -43,3 +43,10 @@ def test_a_failing_variant_is_an_error_row(tmp_path, capsys, monkeypatch):
 def test_bench_bad_variant(capsys):
     assert main(["bench", "--variants", "turbo"]) == 2
     assert "unknown variant(s) turbo" in capsys.readouterr().err
+
+
+def test_bench_compile_mode_checks(capsys):
+    assert main(["bench", "--preset", "llama-tiny", "--compile-mode", "fastest"]) == 2
+    assert "--compile-mode" in capsys.readouterr().err
+    assert main(["bench", "--preset", "llama-tiny", "--device", "cpu", "--compile-mode", "reduce-overhead"]) == 2
+    assert "CUDA graphs" in capsys.readouterr().err
