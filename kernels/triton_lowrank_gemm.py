@@ -25,7 +25,7 @@ import triton.language as tl
 from ._triton_compat import kernel_module
 from .cslt_layout import check_cslt_shape, packed_shape, values_numel
 from .triton_bits import f32_to_half_bits, half_bits_to_f32, load_nibbles, select24, store_compressed_tile
-from .triton_sparse24_backward import _MODES, _dense_grad
+from .triton_sparse24_backward import _MODES, _dense_grad, _expand
 
 # (BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages) on CUDA (benchmarks/bench_sparsify.py --sweep)
 CONFIGS = {"up": (128, 128, 64, 4, 3), "grad": (64, 128, 64, 4, 4)}  # H100 sweep
@@ -199,25 +199,11 @@ def _expanded_tile(packed_ptr, krows, grps, F, meta_start, IS_BF16: tl.constexpr
     """Dense [BLOCK_K, BLOCK_N] tile (rows ``krows``, groups ``grps``) of the matrix ``packed``
     represents: the dtype on the GPU, float32 under the interpreter."""
     pv = tl.load(packed_ptr.to(tl.pointer_type(tl.int32)) + (krows * (F // 4))[:, None] + grps[None, :])
-    nib = load_nibbles(packed_ptr, krows, grps, F, meta_start)
-    i0 = nib & 3
-    i1 = nib >> 2
-    lo = pv & 0xFFFF
-    hi = (pv >> 16) & 0xFFFF
-    e0 = tl.where(i0 == 0, lo, 0)
-    e1 = tl.where(i0 == 1, lo, tl.where(i1 == 1, hi, 0))
-    e2 = tl.where(i0 == 2, lo, tl.where(i1 == 2, hi, 0))
-    e3 = tl.where(i1 == 3, hi, 0)
-    if HW:
-        e0 = e0.to(tl.int16)
-        e1 = e1.to(tl.int16)
-        e2 = e2.to(tl.int16)
-        e3 = e3.to(tl.int16)
-    else:
-        e0 = half_bits_to_f32(e0, IS_BF16)
-        e1 = half_bits_to_f32(e1, IS_BF16)
-        e2 = half_bits_to_f32(e2, IS_BF16)
-        e3 = half_bits_to_f32(e3, IS_BF16)
+    w = _expand(pv, load_nibbles(packed_ptr, krows, grps, F, meta_start))  # int64 group words
+    e0 = _element(w, 0, IS_BF16, HW)
+    e1 = _element(w, 1, IS_BF16, HW)
+    e2 = _element(w, 2, IS_BF16, HW)
+    e3 = _element(w, 3, IS_BF16, HW)
     t = tl.reshape(tl.join(tl.join(e0, e2), tl.join(e1, e3)), [BLOCK_K, BLOCK_N])  # element 2a + b
     if HW:
         if IS_BF16:
@@ -225,6 +211,16 @@ def _expanded_tile(packed_ptr, krows, grps, F, meta_start, IS_BF16: tl.constexpr
         else:
             t = t.to(tl.float16, bitcast=True)
     return t
+
+
+@triton.jit
+def _element(w, j: tl.constexpr, IS_BF16: tl.constexpr, HW: tl.constexpr):
+    """Element ``j`` of int64 group words: its raw 16 bits (int16) on the GPU, float32 under the
+    interpreter."""
+    h = ((w >> (16 * j)) & 0xFFFF).to(tl.int32)
+    if HW:
+        return h.to(tl.int16)
+    return half_bits_to_f32(h, IS_BF16)
 
 
 @triton.jit
