@@ -19,7 +19,7 @@ never reach memory); ``ELAS_DV_KERNEL=1`` computes dVdown with a Triton GEMM tha
 the compressed operand tile by tile (``elas::tn_sparse24_mm``).
 
 The op is a ``triton_op`` so Inductor traces into it: the GEMMs, the Triton kernels and
-``elas::cslt_mm`` all appear in the compiled graph. Token counts that are not a multiple of 128
+``elas::cslt_mm`` all appear in the compiled graph. Token counts that are not a multiple of ROW_ALIGN (64)
 are padded with zero rows (relu² of 0 is 0, so the padding never reaches the result).
 """
 from __future__ import annotations

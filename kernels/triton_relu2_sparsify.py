@@ -111,9 +111,10 @@ def relu2_sparsify24_compress(
     y2 = _aligned_rows(y)
     out = torch.empty(packed_shape(rows, cols), dtype=y.dtype, device=y.device)
     interpret = y.device.type != "cuda"
-    bm, bf, nw, *tiling = fit_config(config or (INTERP_CONFIG if interpret else FWD_CONFIG), rows, cols)
+    bm, bf, nw, *rest = fit_config(config or (INTERP_CONFIG if interpret else FWD_CONFIG), rows, cols)
     mod = kernel_module(__name__, interpret)
-    if (tiling or ["rows"])[0] == "rows":
+    tiling = rest[0] if rest else "rows"
+    if tiling == "rows":
         kern = mod.relu2_sparsify24_compress_rows_kernel
     else:
         kern = mod.relu2_sparsify24_compress_kernel
