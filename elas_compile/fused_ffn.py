@@ -90,18 +90,17 @@ def _backward(ctx, grad_out, _grad_packed, _grad_y):
     g = _pad_rows(grad_out.reshape(-1, w_down_v.shape[0]), mp)
     y = saved_y if ctx.mode == "ste" else None
     use_dv_kernel = dv_kernel() and g.shape[1] % 16 == 0
-    if fused_gemms() or use_dv_kernel:  # experimental kernels (see the module docstring)
-        if use_dv_kernel:
-            grad_w_down_v = torch.ops.elas.tn_sparse24_mm(g, packed, mp, f)
-        else:
-            grad_w_down_v = g.t() @ torch.ops.elas.sparse24_decompress(packed, mp, f)
-        if fused_gemms():
-            grad_y = torch.ops.elas.grad_relu2_sparse24(g, w_down_v, packed, y, ctx.mode)
-        else:
-            grad_y = torch.ops.elas.relu2_sparsify24_backward(g @ w_down_v, packed, y, ctx.mode, mp, f)
+    s = None  # the dense S, when the dy pass wrote it
+    if fused_gemms():  # experimental kernels (see the module docstring)
+        grad_y = torch.ops.elas.grad_relu2_sparse24(g, w_down_v, packed, y, ctx.mode)
+    elif use_dv_kernel:
+        grad_y = torch.ops.elas.relu2_sparsify24_backward(g @ w_down_v, packed, y, ctx.mode, mp, f)
     else:  # dy and the transient dense S from one pass over dS and packed
         grad_y, s = torch.ops.elas.relu2_sparsify24_backward_expand(g @ w_down_v, packed, y, ctx.mode, mp, f)
-        grad_w_down_v = g.t() @ s
+    if use_dv_kernel:
+        grad_w_down_v = torch.ops.elas.tn_sparse24_mm(g, packed, mp, f)
+    else:
+        grad_w_down_v = g.t() @ (s if s is not None else torch.ops.elas.sparse24_decompress(packed, mp, f))
     grad_h = (grad_y @ w_up_u)[:m].reshape(h.shape)
     grad_w_up_u = grad_y[:m].t() @ h2
     return grad_h, grad_w_up_u, grad_w_down_v, None
