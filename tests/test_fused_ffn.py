@@ -38,6 +38,24 @@ def test_matches_reference_ops(mode, m):
     assert _rel(got[1], gy.t() @ h.detach().double()) < 2e-2
 
 
+@pytest.mark.parametrize("mode", ["masked", "ste"])
+def test_fused_gemm_paths_agree(mode, monkeypatch):
+    """Every ELAS_FUSED_GEMM / ELAS_DV_KERNEL choice gives the default path's output and grads."""
+    h, wu, wd = _inputs(200)
+    g = torch.randn(200, 32, generator=torch.Generator().manual_seed(1)).bfloat16()
+
+    def run(fused, dv):
+        monkeypatch.setenv("ELAS_FUSED_GEMM", fused)
+        monkeypatch.setenv("ELAS_DV_KERNEL", dv)
+        out = lowrank_relu2_sparse24(h, wu, wd, mode)
+        return (out, *torch.autograd.grad(out, (h, wu, wd), g))
+
+    want = run("0", "0")
+    for fused, dv in (("up", "0"), ("grad", "0"), ("1", "0"), ("1", "1"), ("up,grad", "1")):
+        for a, b in zip(run(fused, dv), want):
+            assert _rel(a, b) < 1e-2, (fused, dv)
+
+
 def test_masked_saves_no_dense_activation():
     h, wu, wd = _inputs(128)
     out, packed, saved_y = torch.ops.elas.lowrank_relu2_sparse24_linear(h, wu, wd, "masked")

@@ -1,0 +1,74 @@
+"""The persistent TMA GEMMs with the 2:4 epilogue on a CUDA GPU (skipped without one): against
+cuBLAS products and the reference ops, every swept configuration, and as ops."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
+pytest.importorskip("triton")
+
+from elas_compile.kernels import cslt_layout as L  # noqa: E402
+from elas_compile.kernels import triton_ops  # noqa: E402,F401
+from elas_compile.kernels import triton_tma_gemm as T  # noqa: E402
+
+from sparse24_cases import DTYPES, bits  # noqa: E402
+
+
+def _ops(m, k, n, dtype, seed):
+    g = torch.Generator(device="cuda").manual_seed(seed)
+    a = torch.randn(m, k, device="cuda", generator=g).to(dtype)
+    return a, (torch.randn(n, k, device="cuda", generator=g) / k**0.5).to(dtype)
+
+
+def _rel(x, ref):
+    return ((x.double() - ref.double()).norm() / ref.double().norm()).item()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,k,n", [(4096, 512, 2048), (192, 64, 320), (128, 40, 64)])
+def test_up_tma(dtype, m, k, n):
+    a, b = _ops(m, k, n, dtype, m)
+    packed, y = T.up_relu2_compress_tma(a, b, write_y=True)
+    assert _rel(y, a.double() @ b.double().t()) < 4e-3
+    assert (y == a @ b.t()).float().mean() > 0.95  # mostly the cuBLAS rounding
+    assert torch.equal(bits(packed), bits(L.relu2_sparsify24_compress_reference(y)))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mode", ["masked", "ste"])
+def test_grad_tma(dtype, mode):
+    m, k, n = 2048, 256, 1024
+    a, b = _ops(m, k, n, dtype, 1)
+    packed, y = T.up_relu2_compress_tma(a, b, write_y=True)
+    g, w = _ops(m, k, n, dtype, 2)
+    yy = y if mode == "ste" else None
+    d, s = T.grad_relu2_tma(g, w.t(), packed, yy, mode, write_s=True)
+    ref = L.relu2_sparsify24_backward_reference(g @ w.t(), packed, yy, mode, m, n)
+    assert (d == ref).float().mean() > 0.95 and _rel(d, ref) < 1e-2
+    assert torch.equal(bits(s), bits(L.decompress24_reference(packed, m, n)))
+
+
+def test_every_tma_config():
+    m, k, n = 1024, 192, 2048
+    a, b = _ops(m, k, n, torch.bfloat16, 3)
+    g, w = _ops(m, k, n, torch.bfloat16, 4)
+    for cfg in T.SWEEP_CONFIGS:
+        packed, y = T.up_relu2_compress_tma(a, b, write_y=True, config=cfg)
+        assert torch.equal(bits(packed), bits(L.relu2_sparsify24_compress_reference(y))), cfg
+        assert _rel(y, a.double() @ b.double().t()) < 4e-3, cfg
+        d, s = T.grad_relu2_tma(g, w.t(), packed, None, "masked", write_s=True, config=cfg)
+        ref = L.relu2_sparsify24_backward_reference(g @ w.t(), packed, None, "masked", m, n)
+        assert _rel(d, ref) < 1e-2, cfg
+        assert torch.equal(bits(s), bits(L.decompress24_reference(packed, m, n))), cfg
+
+
+def test_tma_ops_opcheck():
+    a, b = _ops(256, 64, 512, torch.bfloat16, 5)
+    packed, y = torch.ops.elas.up_relu2_sparsify24_compress(a, b, True)
+    g, w = _ops(256, 64, 512, torch.bfloat16, 6)
+    checks = ("test_schema", "test_faketensor", "test_aot_dispatch_static")
+    torch.library.opcheck(torch.ops.elas.up_relu2_sparsify24_compress, (a, b, False), test_utils=checks)
+    torch.library.opcheck(torch.ops.elas.grad_relu2_sparse24_expand, (g, w.t(), packed, None, "masked"),
+                          test_utils=checks)
+    torch.library.opcheck(torch.ops.elas.grad_relu2_sparse24_expand, (g, w.t(), packed, y, "ste"), test_utils=checks)
