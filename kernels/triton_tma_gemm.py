@@ -48,25 +48,23 @@ def _tile_of(tile, n_m, n_n, GROUP_M: tl.constexpr):
 
 
 @triton.jit
-def _widen(x, IS_BF16: tl.constexpr, HW: tl.constexpr):
-    """A loaded operand tile as tl.dot takes it: itself on the GPU, raw bits -> float32 under the
-    interpreter."""
-    if HW:
-        return x
-    return half_bits_to_f32(x.to(tl.int32) & 0xFFFF, IS_BF16)
-
-
-@triton.jit
 def _tile_dot(a_desc, b_desc, off_m, off_n, K, B_NK: tl.constexpr, IS_BF16: tl.constexpr, HW: tl.constexpr,
               BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    """float32 tile a[off_m:, :] @ b; ``b`` stored N x K (``B_NK``, used transposed) or K x N."""
+    """float32 tile a[off_m:, :] @ b; ``b`` stored N x K (``B_NK``, used transposed) or K x N.
+    Under the interpreter the descriptors hold raw 16-bit words, widened to float32 here (one
+    assignment per constexpr branch: Triton 3.6 types both returns of a helper alike)."""
     acc = tl.full([BLOCK_M, BLOCK_N], 0.0, tl.float32)
     for k0 in range(0, K, BLOCK_K):
-        a = _widen(a_desc.load([off_m, k0]), IS_BF16, HW)
         if B_NK:
-            b = tl.trans(_widen(b_desc.load([off_n, k0]), IS_BF16, HW))
+            b_raw = tl.trans(b_desc.load([off_n, k0]))
         else:
-            b = _widen(b_desc.load([k0, off_n]), IS_BF16, HW)
+            b_raw = b_desc.load([k0, off_n])
+        if HW:
+            a = a_desc.load([off_m, k0])
+            b = b_raw
+        else:
+            a = half_bits_to_f32(a_desc.load([off_m, k0]).to(tl.int32) & 0xFFFF, IS_BF16)
+            b = half_bits_to_f32(b_raw.to(tl.int32) & 0xFFFF, IS_BF16)
         acc = tl.dot(a, b, acc)
     return acc
 
