@@ -13,9 +13,9 @@ for dVdown = g^T @ S (cuBLAS: the reduction runs over tokens, along which S is n
 dh = dy @ Uup, dUup = dy^T @ h.
 
 Experimental, off by default (measured slower on an H100, docs/benchmarks.md), read when the op
-is traced: ``ELAS_FUSED_GEMM=up``, ``=grad`` or ``=1`` (both) computes y and/or dS with persistent
-TMA Triton GEMMs that carry the 2:4 work in their epilogue (``elas::up_relu2_sparsify24_compress``;
-``elas::grad_relu2_sparse24_expand``, which also writes the dense S: y and dS never reach memory);
+is traced: ``ELAS_FUSED_GEMM=up``, ``=grad`` or ``=1`` (both) computes y and/or dS with Triton GEMMs
+that carry the 2:4 work in their epilogue (``elas::up_relu2_sparsify24_compress``,
+``elas::grad_relu2_sparse24``: y and dS never reach memory);
 ``ELAS_DV_KERNEL=1`` computes dVdown with a Triton GEMM that expands S from
 the compressed operand tile by tile (``elas::tn_sparse24_mm``).
 
@@ -93,10 +93,8 @@ def _backward(ctx, grad_out, _grad_packed, _grad_y):
     y = saved_y if ctx.mode == "ste" else None
     use_dv_kernel = dv_kernel() and g.shape[1] % 16 == 0
     s = None  # the dense S, when the dy pass wrote it
-    if fused_gemms("grad") and use_dv_kernel:  # experimental kernels (see the module docstring)
+    if fused_gemms("grad"):  # experimental kernels (see the module docstring)
         grad_y = torch.ops.elas.grad_relu2_sparse24(g, w_down_v, packed, y, ctx.mode)
-    elif fused_gemms("grad"):
-        grad_y, s = torch.ops.elas.grad_relu2_sparse24_expand(g, w_down_v, packed, y, ctx.mode)
     elif use_dv_kernel:
         grad_y = torch.ops.elas.relu2_sparsify24_backward(g @ w_down_v, packed, y, ctx.mode, mp, f)
     else:  # dy and the transient dense S from one pass over dS and packed

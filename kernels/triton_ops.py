@@ -16,12 +16,10 @@ Importing this module registers:
 * ``elas::relu2_sparsify24_backward_compressed(Tensor grad, Tensor packed, int rows, int cols)
   -> Tensor``: masked ``dy1`` in the compressed layout (metadata of ``packed``).
 * ``elas::up_relu2_sparsify24_compress(Tensor h, Tensor w, bool write_y) -> (Tensor, Tensor)``:
-  ``relu2_sparsify24_compress(h @ w^T)`` from one GEMM (``triton_tma_gemm``) and ``y = h @ w^T``
+  ``relu2_sparsify24_compress(h @ w^T)`` from one GEMM (``triton_lowrank_gemm``) and ``y = h @ w^T``
   (an empty tensor unless ``write_y``).
 * ``elas::grad_relu2_sparse24(Tensor g, Tensor w, Tensor packed, Tensor? y, str mode) -> Tensor``:
   ``relu2_sparsify24_backward(g @ w, packed, y, mode)`` from one GEMM (masked / ste).
-* ``elas::grad_relu2_sparse24_expand(...) -> (Tensor, Tensor)``: the same and the dense S
-  (``sparse24_decompress(packed)``) from the one GEMM's epilogue.
 * ``elas::tn_sparse24_mm(Tensor a, Tensor packed, int rows, int cols) -> Tensor``: ``a^T @ S``
   (``S`` the rows x cols matrix of ``packed``) without a dense S in memory.
 
@@ -64,7 +62,6 @@ __all__ = [
     "relu2_sparsify24_backward_expand",
     "up_relu2_sparsify24_compress",
     "grad_relu2_sparse24",
-    "grad_relu2_sparse24_expand",
     "tn_sparse24_mm",
 ]
 
@@ -96,7 +93,6 @@ if HAS_TRITON:
     from . import triton_lowrank_gemm as _gemm
     from . import triton_relu2_sparsify as _fwd
     from . import triton_sparse24_backward as _bwd
-    from . import triton_tma_gemm as _tma
 
     def _define(name):
         return triton_op(f"elas::{name}", mutates_args=())
@@ -172,7 +168,7 @@ def up_relu2_sparsify24_compress(h: torch.Tensor, w: torch.Tensor, write_y: bool
     rows, cols = h.shape[0], w.shape[0]
     check_cslt_shape(rows, cols, h.dtype)
     if _on_gpu(h):
-        packed, y = _tma.up_relu2_compress_tma(h, w, write_y=write_y, wrap=wrap_triton)
+        packed, y = _gemm.up_relu2_compress(h, w, write_y=write_y, wrap=wrap_triton)
     else:
         y = h @ w.t()
         packed = relu2_sparsify24_compress_reference(y)
@@ -187,21 +183,8 @@ def grad_relu2_sparse24(g: torch.Tensor, w: torch.Tensor, packed: torch.Tensor, 
         raise ValueError(f"mode must be masked or ste, got {mode!r}")
     _check_bwd(g, packed, mode, y, rows, cols)
     if _on_gpu(g):
-        return _tma.grad_relu2_tma(g, w, packed.contiguous(), y, mode, wrap=wrap_triton)[0]
+        return _gemm.grad_relu2_sparse24(g, w, packed.contiguous(), y, mode, wrap=wrap_triton)
     return relu2_sparsify24_backward_reference(g @ w, packed, y, mode, rows, cols)
-
-
-@_define("grad_relu2_sparse24_expand")
-def grad_relu2_sparse24_expand(g: torch.Tensor, w: torch.Tensor, packed: torch.Tensor, y: Optional[torch.Tensor],
-                               mode: str) -> tuple[torch.Tensor, torch.Tensor]:
-    rows, cols = g.shape[0], w.shape[1]
-    if mode not in ("masked", "ste"):
-        raise ValueError(f"mode must be masked or ste, got {mode!r}")
-    _check_bwd(g, packed, mode, y, rows, cols)
-    if _on_gpu(g):
-        return _tma.grad_relu2_tma(g, w, packed.contiguous(), y, mode, write_s=True, wrap=wrap_triton)
-    return (relu2_sparsify24_backward_reference(g @ w, packed, y, mode, rows, cols),
-            decompress24_reference(packed, rows, cols))
 
 
 @_define("tn_sparse24_mm")
@@ -230,10 +213,6 @@ if not HAS_TRITON:
     @grad_relu2_sparse24.register_fake
     def _(g, w, packed, y, mode):
         return g.new_empty((g.shape[0], w.shape[1]))
-
-    @grad_relu2_sparse24_expand.register_fake
-    def _(g, w, packed, y, mode):
-        return g.new_empty((g.shape[0], w.shape[1])), g.new_empty((g.shape[0], w.shape[1]))
 
     @relu2_sparsify24_compress.register_fake
     def _(y):

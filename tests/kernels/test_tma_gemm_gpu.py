@@ -1,5 +1,5 @@
 """The persistent TMA GEMMs with the 2:4 epilogue on a CUDA GPU (skipped without one): against
-cuBLAS products and the reference ops, every swept configuration, and as ops."""
+cuBLAS products and the reference ops, every swept configuration."""
 from __future__ import annotations
 
 import pytest
@@ -9,7 +9,6 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
 pytest.importorskip("triton")
 
 from elas_compile.kernels import cslt_layout as L  # noqa: E402
-from elas_compile.kernels import triton_ops  # noqa: E402,F401
 from elas_compile.kernels import triton_tma_gemm as T  # noqa: E402
 
 from sparse24_cases import DTYPES, bits  # noqa: E402
@@ -61,14 +60,3 @@ def test_every_tma_config():
         ref = L.relu2_sparsify24_backward_reference(g @ w.t(), packed, None, "masked", m, n)
         assert _rel(d, ref) < 1e-2, cfg
         assert torch.equal(bits(s), bits(L.decompress24_reference(packed, m, n))), cfg
-
-
-def test_tma_ops_opcheck():
-    a, b = _ops(256, 64, 512, torch.bfloat16, 5)
-    packed, y = torch.ops.elas.up_relu2_sparsify24_compress(a, b, True)
-    g, w = _ops(256, 64, 512, torch.bfloat16, 6)
-    checks = ("test_schema", "test_faketensor", "test_aot_dispatch_static")
-    torch.library.opcheck(torch.ops.elas.up_relu2_sparsify24_compress, (a, b, False), test_utils=checks)
-    torch.library.opcheck(torch.ops.elas.grad_relu2_sparse24_expand, (g, w.t(), packed, None, "masked"),
-                          test_utils=checks)
-    torch.library.opcheck(torch.ops.elas.grad_relu2_sparse24_expand, (g, w.t(), packed, y, "ste"), test_utils=checks)

@@ -1,0 +1,110 @@
+"""cuSPARSELt at the ELAS FFN's shapes, under CUDA graphs: every (algorithm, split-K, B layout,
+transposed result) that ``torch._cslt_sparse_mm`` accepts, against the dense product.
+
+    python benchmarks/bench_cslt.py [--shapes 16384x8192x512,16384x4096x256] [--csv PATH]
+
+Shape M x K x N: the 2:4 operand is M x K (tokens x F), B is K x N (the down projection's V
+factor, N = rank). ``b=t`` passes B as ``W.t()`` of a contiguous N x K weight (what the FFN does),
+``b=c`` as a contiguous K x N matrix. Each time is the median of CUDA-graph replays of 20 calls
+(no host cost: cuSPARSELt plans are built at capture). ``search`` is the id
+``torch._cslt_sparse_mm_search`` picks (it returns no split-K). Prints the 12 fastest and a
+summary, writes every row to the CSV.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import itertools
+import os
+import sys
+
+import torch
+
+try:
+    import elas_compile.kernels  # noqa: F401
+except ImportError:
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from elas_compile.kernels.triton_relu2_sparsify import relu2_sparsify24_compress
+
+CALLS = 20
+
+
+def graph_ms(fn) -> float:
+    """Median ms per call of ``fn`` replayed from a CUDA graph of CALLS calls."""
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        for _ in range(2):
+            fn()
+    torch.cuda.current_stream().wait_stream(s)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        for _ in range(CALLS):
+            fn()
+    times = []
+    for _ in range(7):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        g.replay()
+        b.record()
+        torch.cuda.synchronize()
+        times.append(a.elapsed_time(b) / CALLS)
+    return sorted(times)[len(times) // 2]
+
+
+def one_shape(m, k, n):
+    packed = relu2_sparsify24_compress(torch.randn(m, k, device="cuda", dtype=torch.bfloat16))
+    w = torch.randn(n, k, device="cuda", dtype=torch.bfloat16) / k**0.5
+    bs = {"t": w.t(), "c": w.t().contiguous()}
+    dense = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
+    rows = [{"M": m, "K": k, "N": n, "what": "dense", "ms": graph_ms(lambda: dense @ w.t())}]
+    ref = torch._cslt_sparse_mm(packed, bs["t"], alg_id=0).float()
+    search = {name: int(torch._cslt_sparse_mm_search(packed, b)) for name, b in bs.items()}
+    for (bname, b), tr, alg, (sk, skm) in itertools.product(
+            bs.items(), (False, True), range(8), [(1, -1), (2, 0), (2, 1), (4, 0), (4, 1), (8, 1)]):
+        call = lambda: torch._cslt_sparse_mm(packed, b, transpose_result=tr, alg_id=alg, split_k=sk,  # noqa: E731
+                                             split_k_mode=skm)
+        try:
+            out = call()
+            torch.cuda.synchronize()
+        except RuntimeError:
+            continue
+        got = out.t() if tr else out
+        err = ((got.float() - ref).norm() / ref.norm()).item()
+        row = {"M": m, "K": k, "N": n, "what": f"cslt b={bname} tr={int(tr)} alg={alg} split_k={sk}/{skm}",
+               "ms": graph_ms(call), "rel_err": f"{err:.1e}", "search": search[bname]}
+        rows.append(row)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--shapes", default="16384x8192x512,16384x4096x256")
+    ap.add_argument("--csv", default=os.path.join(os.path.dirname(__file__), "results", "bench_cslt.csv"))
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    allrows = []
+    for s in args.shapes.split(","):
+        m, k, n = (int(v) for v in s.split("x"))
+        rows = one_shape(m, k, n)
+        allrows += rows
+        dense = rows[0]["ms"]
+        sparse = sorted(rows[1:], key=lambda r: r["ms"])
+        at_search = [r for r in sparse if f"alg={r['search']} split_k=1/" in r["what"] and "tr=0" in r["what"]]
+        print(f"{m}x{k}x{n}: dense {dense:.4f} ms; {len(sparse)} accepted cuSPARSELt configs; fastest:")
+        for r in sparse[:12]:
+            print(f"  {r['what']:42s} {r['ms']:.4f} ms  {dense / r['ms']:.2f}x dense  err {r['rel_err']}")
+        for r in at_search:
+            print(f"  searched id, no split-K: {r['what']:42s} {r['ms']:.4f} ms  {dense / r['ms']:.2f}x")
+    os.makedirs(os.path.dirname(os.path.abspath(args.csv)), exist_ok=True)
+    with open(args.csv, "w", newline="") as fh:
+        fh.write(f"# date={datetime.date.today().isoformat()} device={torch.cuda.get_device_name()} "
+                 f"torch={torch.__version__} cusparselt={torch.backends.cusparselt.version()}\n")
+        w = csv.DictWriter(fh, fieldnames=["M", "K", "N", "what", "ms", "rel_err", "search"])
+        w.writeheader()
+        w.writerows(allrows)
+
+
+if __name__ == "__main__":
+    main()
