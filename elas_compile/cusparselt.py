@@ -1,36 +1,109 @@
 """``elas::cslt_mm``: the 2:4 compressed operand times a dense matrix, on cuSPARSELt.
 
-The algorithm is chosen once per (shape, dtype, layout) with ``torch._cslt_sparse_mm_search``
-and cached (with the default algorithm cuSPARSELt is no faster than dense: ../docs/benchmarks.md).
-The search runs on the first real call, which under ``mode="reduce-overhead"`` is CUDA graphs'
-warm-up run, never inside a capture. Other devices decompress and multiply (reference).
+The plan (algorithm id, and whether B is passed as given or copied contiguous first) is chosen
+once per (shape, dtype, B layout, device) by timing every id ``torch._cslt_sparse_mm`` accepts, on
+the GPU alone: a sleep kernel holds the stream while the calls are enqueued, so the 0.6 ms of
+host time per call stays out of the measurement (CUDA graphs remove it in training). The winner's
+product is checked against the decompressed operand (the compressed layout may depend on the
+algorithm, pytorch#136553); an id that disagrees is skipped with a warning. Measured at
+16384 x 8192 x 512 (benchmarks/bench_cslt.py, CUDA graphs): ``torch._cslt_sparse_mm_search``
+picks id 20 for B = W.t(), where id 0 takes 0.142 ms and a contiguous B with id 6 0.124 ms
+(dense: 0.178 ms). The choice runs on the first real call, which under ``mode="reduce-overhead"``
+is CUDA graphs' warm-up run; a first call inside a capture takes id 0 (warned once). Other devices
+decompress and multiply (reference).
 """
 from __future__ import annotations
 
 import os
+import warnings
+from typing import Callable, Iterable, NamedTuple
 
 import torch
 
 from elas_compile.kernels import triton_ops  # noqa: F401  (registers the compress/decompress ops)
 
-_ALG_CACHE: dict[tuple, int] = {}
+
+class Plan(NamedTuple):
+    alg: int
+    contiguous_b: bool  # copy B row-major before the call (some ids are faster than on W.t())
+
+
+_PLAN_CACHE: dict[tuple, Plan] = {}
+_warned: set[str] = set()
+
+
+def _warn_once(msg: str) -> None:
+    if msg not in _warned:
+        _warned.add(msg)
+        warnings.warn(msg, stacklevel=3)
 
 
 def _key(packed: torch.Tensor, b: torch.Tensor, rows: int, cols: int) -> tuple:
     return (rows, cols, b.shape[1], b.dtype, b.stride(), packed.device.index)
 
 
-def algorithm_for(packed: torch.Tensor, b: torch.Tensor, rows: int, cols: int) -> int:
-    """The cached cuSPARSELt algorithm id for this product (searched on first use).
+def pick_fastest(candidates: Iterable[Plan], time_ms: Callable[[Plan], float],
+                 agrees: Callable[[Plan], bool]) -> Plan:
+    """The fastest candidate whose product ``agrees`` with the reference; those that disagree are
+    skipped with a warning."""
+    times = {plan: time_ms(plan) for plan in candidates}
+    for plan in sorted(times, key=times.get):
+        if agrees(plan):
+            return plan
+        _warn_once(f"elas.cslt_mm: cuSPARSELt algorithm {plan.alg} (contiguous B: {plan.contiguous_b}) gives a "
+                   "wrong product for this compressed layout; skipped")
+    raise RuntimeError("elas.cslt_mm: no cuSPARSELt algorithm reproduced the reference product")
 
-    ``ELAS_CSLT_ALG=<id>`` forces an algorithm (for benchmarks and bisecting)."""
+
+def _call(packed: torch.Tensor, b: torch.Tensor, plan: Plan) -> torch.Tensor:
+    return torch._cslt_sparse_mm(packed, b.contiguous() if plan.contiguous_b else b, alg_id=plan.alg)
+
+
+def _gpu_ms(fn: Callable[[], object], reps: int = 5) -> float:
+    """Median GPU time of ``fn``, its host cost hidden behind a sleep kernel."""
+    torch.cuda._sleep(int(2e7))  # ~10 ms: longer than enqueuing ``reps`` calls
+    events = []
+    for _ in range(reps):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        events.append((start, end))
+    torch.cuda.synchronize()
+    return sorted(a.elapsed_time(b) for a, b in events)[reps // 2]
+
+
+def _choose(packed: torch.Tensor, b: torch.Tensor, rows: int, cols: int) -> Plan:
+    layouts = [False] if b.is_contiguous() else [False, True]
+    candidates = [Plan(alg, cont) for cont in layouts for alg in valid_algorithms(packed, b.contiguous() if cont else b)]
+    ref = torch.ops.elas.sparse24_decompress(packed, rows, cols).float() @ b.float()
+
+    def agrees(plan: Plan) -> bool:
+        out = _call(packed, b, plan).float()
+        return ((out - ref).norm() / ref.norm().clamp_min(1e-30)).item() < 1e-2
+
+    return pick_fastest(candidates, lambda plan: _gpu_ms(lambda: _call(packed, b, plan)), agrees)
+
+
+def plan_for(packed: torch.Tensor, b: torch.Tensor, rows: int, cols: int) -> Plan:
+    """The cached plan for this product, chosen on first use. ``ELAS_CSLT_ALG=<id>`` forces an
+    algorithm with B as given (benchmarks, bisecting)."""
     forced = os.environ.get("ELAS_CSLT_ALG")
     if forced is not None:
-        return int(forced)
+        return Plan(int(forced), False)
     key = _key(packed, b, rows, cols)
-    if key not in _ALG_CACHE:
-        _ALG_CACHE[key] = int(torch._cslt_sparse_mm_search(packed, b))
-    return _ALG_CACHE[key]
+    if key not in _PLAN_CACHE:
+        if torch.cuda.is_current_stream_capturing():
+            _warn_once("elas.cslt_mm: first call of a shape inside a CUDA graph capture: cuSPARSELt algorithm 0 "
+                       "(run one step outside capture first to choose the fastest)")
+            return Plan(0, False)
+        _PLAN_CACHE[key] = _choose(packed, b, rows, cols)
+    return _PLAN_CACHE[key]
+
+
+def algorithm_for(packed: torch.Tensor, b: torch.Tensor, rows: int, cols: int) -> int:
+    """The cached cuSPARSELt algorithm id for this product."""
+    return plan_for(packed, b, rows, cols).alg
 
 
 def valid_algorithms(packed: torch.Tensor, b: torch.Tensor, limit: int = 64) -> list[int]:
@@ -51,7 +124,7 @@ def valid_algorithms(packed: torch.Tensor, b: torch.Tensor, limit: int = 64) -> 
 def cslt_mm(packed: torch.Tensor, b: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
     """A @ b where A (rows x cols, 2:4 sparse) is given compressed (``packed``); b is cols x N."""
     if packed.is_cuda:
-        return torch._cslt_sparse_mm(packed, b, alg_id=algorithm_for(packed, b, rows, cols))
+        return _call(packed, b, plan_for(packed, b, rows, cols))
     dense = torch.ops.elas.sparse24_decompress(packed, rows, cols)
     return dense @ b
 
