@@ -98,7 +98,7 @@ def main() -> None:
         at_search = [r for r in sparse if r["what"].endswith(f"tr=0 alg={r['search']}") or "plan" in r["what"]]
         print(f"{m}x{k}x{n}: dense {dense:.4f} ms; {len(sparse)} accepted cuSPARSELt configs; fastest:")
         for r in sparse[:12]:
-            print(f"  {r['what']:42s} {r['ms']:.4f} ms  {dense / r['ms']:.2f}x dense  err {r['rel_err']}")
+            print(f"  {r['what']:42s} {r['ms']:.4f} ms  {dense / r['ms']:.2f}x dense  err {r.get('rel_err', '')}")
         for r in at_search:
             print(f"  searched id / elas plan: {r['what']:42s} {r['ms']:.4f} ms  {dense / r['ms']:.2f}x")
     os.makedirs(os.path.dirname(os.path.abspath(args.csv)), exist_ok=True)

@@ -31,7 +31,23 @@ def bench(fn):
     return do_bench(fn, warmup=25, rep=200, return_mode="median")
 
 
-def measure(name, make, x, gy, mode):
+def profile(step, fwd, path):
+    """Per-kernel GPU time of 5 fwd+bwd steps and 5 forwards (torch.profiler), written to ``path``."""
+    from torch.profiler import ProfilerActivity, profile as prof
+
+    tables = []
+    for what, fn in (("fwd+bwd", step), ("fwd", fwd)):
+        with prof(activities=[ProfilerActivity.CUDA]) as p_:
+            for _ in range(5):
+                fn()
+            torch.cuda.synchronize()
+        tables.append(f"== {what} (5 calls)\n" + p_.key_averages().table(sort_by="cuda_time_total", row_limit=14,
+                                                                           max_name_column_width=70))
+    with open(path, "w") as fh:
+        fh.write("\n".join(tables))
+
+
+def measure(name, make, x, gy, mode, profile_dir=None):
     torch.manual_seed(0)
     mod = make().to("cuda", torch.bfloat16)
     m = torch.compile(mod, mode=mode) if mode != "default" else torch.compile(mod)
@@ -59,6 +75,8 @@ def measure(name, make, x, gy, mode):
             torch.cuda.synchronize()
             row["fwd_bwd_ms"] = round(bench(step), 4)
             row["fwd_ms"] = round(bench(fwd), 4)
+            if profile_dir:
+                profile(step, fwd, os.path.join(profile_dir, f"profile_{name}_{x.shape[1]}_{mode}.txt"))
             if mode == "default":
                 x.grad = None
                 torch.cuda.synchronize()
@@ -80,6 +98,7 @@ def main(argv=None):
     p.add_argument("--only", default="", help="comma-separated variant names")
     p.add_argument("--shapes", default="all", help="'all', or 'd' values, e.g. 2048")
     p.add_argument("--csv", default="benchmarks/results/ffn.csv")
+    p.add_argument("--profile", default="", metavar="DIR", help="also write per-kernel GPU time tables to DIR")
     args = p.parse_args(argv)
     if not torch.cuda.is_available():
         sys.exit("bench_ffn needs a CUDA GPU")
@@ -94,7 +113,8 @@ def main(argv=None):
             if args.only and name not in args.only.split(","):
                 continue
             for mode in args.modes.split(","):
-                rows.append(dict(measure(name, make, x, gy, mode), d=d, f_swiglu=f_sw, rank=r, tokens=args.tokens))
+                rows.append(dict(measure(name, make, x, gy, mode, args.profile), d=d, f_swiglu=f_sw, rank=r,
+                                 tokens=args.tokens))
                 torch._dynamo.reset()
     os.makedirs(os.path.dirname(args.csv) or ".", exist_ok=True)
     keys = ["d", "f_swiglu", "rank", "tokens", "variant", "mode", "fwd_bwd_ms", "fwd_ms", "saved_MiB", "error"]
