@@ -70,15 +70,11 @@ def variants(d, f_swiglu, r):
         "elas_masked_up_epilogue": lambda: elas_ffn(d, f_swiglu, r, "masked"),
         "elas_masked_grad_epilogue": lambda: elas_ffn(d, f_swiglu, r, "masked"),
         "elas_masked_dv_kernel": lambda: elas_ffn(d, f_swiglu, r, "masked"),
-        **{f"elas_masked_block{b}": (lambda: elas_ffn(d, f_swiglu, r, "masked")) for b in ROW_BLOCKS},
         "elas_ste": lambda: elas_ffn(d, f_swiglu, r, "ste"),
     }
 
-
-ROW_BLOCKS = (512, 1024, 2048)  # ELAS_ROW_BLOCK values timed (tokens per L2 block)
 
 # environment a variant runs under (read when the ELAS op is traced)
 # (experimental kernels, off by default: slower than cuBLAS + the separate 2:4 kernels, measured)
 ENV = {"elas_masked_gemm_epilogue": {"ELAS_FUSED_GEMM": "1"}, "elas_masked_up_epilogue": {"ELAS_FUSED_GEMM": "up"},
        "elas_masked_grad_epilogue": {"ELAS_FUSED_GEMM": "grad"}, "elas_masked_dv_kernel": {"ELAS_DV_KERNEL": "1"}}
-ENV.update({f"elas_masked_block{b}": {"ELAS_ROW_BLOCK": str(b)} for b in ROW_BLOCKS})

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from elas_compile import cusparselt  # noqa: F401  (registers elas::cslt_mm)
-from elas_compile.kernels.cslt_layout import ROW_ALIGN, packed_shape
+from elas_compile.kernels.cslt_layout import ROW_ALIGN
 
 _SPARSE_MODES = ("masked", "ste")
 
@@ -50,24 +50,6 @@ def fused_gemms(which: str) -> bool:
     return value == "1" or which in value.split(",")
 
 
-def row_block(rows: int) -> int:
-    """Token rows per block (``ELAS_ROW_BLOCK``, 0 = off) for the L2-blocked path: the up GEMM
-    and the compress kernel (forward), the dS GEMM and the dy/S pass (backward) run one block of
-    tokens at a time, so each block of y / dS (block x F) is still in L2 when its 2:4 pass reads
-    it and the same block buffer is rewritten instead of a tokens x F tensor."""
-    blk = int(os.environ.get("ELAS_ROW_BLOCK", "0"))
-    return blk if blk > 0 and blk % ROW_ALIGN == 0 and rows % blk == 0 and rows > blk else 0
-
-
-def _triton_kernels():
-    from torch.library import wrap_triton
-
-    from elas_compile.kernels import triton_relu2_sparsify as fwd
-    from elas_compile.kernels import triton_sparse24_backward as bwd
-
-    return fwd, bwd, wrap_triton
-
-
 def dv_kernel() -> bool:
     """Whether dVdown = g^T @ S reads S compressed (else: expanded, then cuBLAS)."""
     return os.environ.get("ELAS_DV_KERNEL", "0") == "1"
@@ -83,15 +65,7 @@ def lowrank_relu2_sparse24_linear(h: torch.Tensor, w_up_u: torch.Tensor, w_down_
     h2 = h.reshape(-1, r_in)
     m = h2.shape[0]
     mp = _padded(m)
-    blk = row_block(mp) if h.is_cuda and mode == "masked" else 0
-    if blk and not fused_gemms("up"):  # L2-blocked: y one token block at a time
-        fwd, _, wrap = _triton_kernels()
-        hp = _pad_rows(h2, mp)
-        packed = h.new_empty(packed_shape(mp, f))
-        for r in range(0, mp, blk):
-            fwd.relu2_sparsify24_compress(hp[r:r + blk] @ w_up_u.t(), out=packed, row0=r, wrap=wrap)
-        saved_y = h.new_empty(0)
-    elif fused_gemms("up"):
+    if fused_gemms("up"):
         packed, saved_y = torch.ops.elas.up_relu2_sparsify24_compress(_pad_rows(h2, mp), w_up_u, mode == "ste")
     else:
         y = _pad_rows(h2, mp) @ w_up_u.t()
@@ -119,15 +93,7 @@ def _backward(ctx, grad_out, _grad_packed, _grad_y):
     y = saved_y if ctx.mode == "ste" else None
     use_dv_kernel = dv_kernel() and g.shape[1] % 16 == 0
     s = None  # the dense S, when the dy pass wrote it
-    blk = row_block(mp) if g.is_cuda and ctx.mode == "masked" else 0
-    if blk and not (fused_gemms("grad") or use_dv_kernel):  # L2-blocked: dS one token block at a time
-        _, bwd, wrap = _triton_kernels()
-        grad_y, s = g.new_empty((mp, f)), g.new_empty((mp, f))
-        pc = packed.contiguous()
-        for r in range(0, mp, blk):
-            bwd.relu2_sparsify24_backward(g[r:r + blk] @ w_down_v, pc, None, "masked", mp, f, write_s=True,
-                                          row0=r, out=grad_y, s_out=s, wrap=wrap)
-    elif fused_gemms("grad"):  # experimental kernels (see the module docstring)
+    if fused_gemms("grad"):  # experimental kernels (see the module docstring)
         grad_y = torch.ops.elas.grad_relu2_sparse24(g, w_down_v, packed, y, ctx.mode)
     elif use_dv_kernel:
         grad_y = torch.ops.elas.relu2_sparsify24_backward(g @ w_down_v, packed, y, ctx.mode, mp, f)

@@ -60,22 +60,21 @@ def relu2_sparsify24_compress_kernel(
 
 @triton.jit
 def relu2_sparsify24_compress_rows_kernel(
-    y_ptr, out_ptr, M, F, stride_ym, meta_start, row0,
+    y_ptr, out_ptr, M, F, stride_ym, meta_start,
     APPLY_RELU2: tl.constexpr,
     IS_BF16: tl.constexpr,
     HW_CVT: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_F: tl.constexpr,
 ):
-    """The same result as ``relu2_sparsify24_compress_kernel``, from row-contiguous tiles; ``y``
-    holds rows ``row0`` on of the compressed matrix (a row block of it, ``row0 % 64 == 0``)."""
+    """The same result as ``relu2_sparsify24_compress_kernel``, from row-contiguous tiles."""
     G: tl.constexpr = BLOCK_F // 4
     row_start = tl.program_id(0) * BLOCK_M
     grp_start = tl.program_id(1) * G
     rows = (row_start + tl.arange(0, BLOCK_M)).to(tl.int64)
     p = y_ptr.to(tl.pointer_type(tl.int64)) + (rows * (stride_ym // 4))[:, None] + (grp_start + tl.arange(0, G))[None, :]
     val, nib = select24(tl.load(p), APPLY_RELU2, IS_BF16, HW_CVT)
-    store_compressed_tile(out_ptr, row0 + row_start, grp_start, F, meta_start, val, nib, BLOCK_M, G)
+    store_compressed_tile(out_ptr, row_start, grp_start, F, meta_start, val, nib, BLOCK_M, G)
 
 
 def fit_config(config, rows: int, cols: int):
@@ -100,34 +99,21 @@ def _aligned_rows(x: torch.Tensor) -> torch.Tensor:
 
 
 def relu2_sparsify24_compress(
-    y: torch.Tensor, *, apply_relu2: bool = True, config=None, wrap=None, hw_cvt=None, out=None, row0: int = 0
+    y: torch.Tensor, *, apply_relu2: bool = True, config=None, wrap=None, hw_cvt=None
 ) -> torch.Tensor:
     """Compressed 2:4 operand of ``sparsify24(relu(y) ** 2)`` (or of ``sparsify24(y)`` when
     ``apply_relu2`` is false): shape ``(rows, 9 * cols // 16)``, dtype of ``y``, where
     ``rows = y.numel() // cols`` and ``cols = y.shape[-1]``. ``wrap`` (e.g.
-    ``torch.library.wrap_triton``) is applied to the kernel before launching.
-
-    ``out`` (with ``row0``): write ``y`` as rows ``row0 ..`` of the larger compressed buffer
-    ``out`` (``row0`` and y's rows multiples of 64; "rows" tiling), e.g. one token block at a time
-    so that each block of y is still in L2 when it is compressed. Returns ``out``."""
+    ``torch.library.wrap_triton``) is applied to the kernel before launching."""
     cols = y.shape[-1]
     rows = y.numel() // cols if cols else 0
     check_cslt_shape(rows, cols, y.dtype)
-    total = rows if out is None else out.shape[0]
-    if out is not None and (row0 % 64 or row0 + rows > total or tuple(out.shape) != packed_shape(total, cols)
-                            or out.dtype != y.dtype or not out.is_contiguous()):
-        raise ValueError(f"out must be a contiguous {packed_shape(total, cols)} buffer of {y.dtype} with room for "
-                         f"rows {row0}..{row0 + rows} (row0 a multiple of 64)")
     y2 = _aligned_rows(y)
-    if out is None:
-        out = torch.empty(packed_shape(rows, cols), dtype=y.dtype, device=y.device)
+    out = torch.empty(packed_shape(rows, cols), dtype=y.dtype, device=y.device)
     interpret = y.device.type != "cuda"
     bm, bf, nw, *rest = fit_config(config or (INTERP_CONFIG if interpret else FWD_CONFIG), rows, cols)
     mod = kernel_module(__name__, interpret)
     tiling = rest[0] if rest else "rows"
-    if tiling != "rows" and total != rows:
-        raise ValueError("writing a row block into a larger buffer needs the 'rows' tiling")
-    extra = (row0,) if tiling == "rows" else ()
     if tiling == "rows":
         kern = mod.relu2_sparsify24_compress_rows_kernel
     else:
@@ -140,8 +126,7 @@ def relu2_sparsify24_compress(
         rows,
         cols,
         y2.stride(0),
-        values_numel(total, cols),
-        *extra,
+        values_numel(rows, cols),
         APPLY_RELU2=apply_relu2,
         IS_BF16=y.dtype == torch.bfloat16,
         HW_CVT=(not interpret) if hw_cvt is None else hw_cvt,

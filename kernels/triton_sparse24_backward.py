@@ -115,7 +115,6 @@ def relu2_sparsify24_backward_kernel(
     stride_gm,
     stride_ym,
     meta_start,
-    row0,  # grad / y hold rows row0.. of packed, out and s (a row block: row0 % 64 == 0)
     MODE: tl.constexpr,  # 0 masked from packed, 1 masked with y, 2 ste
     WRITE_S: tl.constexpr,
     IS_BF16: tl.constexpr,
@@ -132,10 +131,9 @@ def relu2_sparsify24_backward_kernel(
         y01 = g01
         y10 = g10
         y11 = g11
-    rg = r0 + row0  # rows in packed, out and s
     if MODE != 2 or WRITE_S:
-        word, off, n00, n01, n10, n11 = _load_meta(packed_ptr, rg, t, F, meta_start)
-        p00, p01, p10, p11 = load_values(packed_ptr, rg, g0, F)
+        word, off, n00, n01, n10, n11 = _load_meta(packed_ptr, r0, t, F, meta_start)
+        p00, p01, p10, p11 = load_values(packed_ptr, r0, g0, F)
     else:
         n00 = g00.to(tl.int32)
         n01 = n00
@@ -147,7 +145,7 @@ def relu2_sparsify24_backward_kernel(
         p11 = n00
     store_groups(
         out_ptr,
-        rg,
+        r0,
         g0,
         F,
         _dense_grad(g00, y00, p00, n00, MODE, IS_BF16, HW_CVT),
@@ -156,7 +154,7 @@ def relu2_sparsify24_backward_kernel(
         _dense_grad(g11, y11, p11, n11, MODE, IS_BF16, HW_CVT),
     )
     if WRITE_S:  # the dense S for the down projection's weight gradient, from the same reads
-        store_groups(s_ptr, rg, g0, F, _expand(p00, n00), _expand(p01, n01), _expand(p10, n10), _expand(p11, n11))
+        store_groups(s_ptr, r0, g0, F, _expand(p00, n00), _expand(p01, n01), _expand(p10, n10), _expand(p11, n11))
 
 
 @triton.jit
@@ -234,17 +232,10 @@ def relu2_sparsify24_backward(
     config=None,
     wrap=None,
     write_s: bool = False,
-    row0: int = 0,
-    out=None,
-    s_out=None,
 ):
     """Dense ``dy1`` (shape and dtype of ``grad``); see the module docstring for the modes. With
     ``write_s``: ``(dy1, S)``, S the dense ``rows x cols`` matrix of ``packed`` (what
-    ``sparse24_decompress`` returns) written by the same pass.
-
-    Row blocks: ``grad`` (and ``y``) may hold rows ``row0 ..`` (a multiple of 64) of the
-    ``rows x cols`` matrix of ``packed``; dy1 (and S) are then written into those rows of ``out``
-    (and ``s_out``), contiguous ``rows x cols`` buffers, which are returned."""
+    ``sparse24_decompress`` returns) written by the same pass."""
     if mode not in _MODES:
         raise ValueError(f"unknown mode {mode!r}")
     kmode = _MODES[mode]
@@ -252,27 +243,13 @@ def relu2_sparsify24_backward(
         kmode = 1
     if kmode == 2 and y is None:
         raise ValueError(f"mode {mode!r} needs y")
-    block = grad.numel() // cols if cols else 0
-    if grad.shape[-1] != cols or grad.dtype != packed.dtype or (out is None and block != rows):
+    if grad.numel() != rows * cols or grad.shape[-1] != cols or grad.dtype != packed.dtype:
         raise ValueError("grad must have rows * cols elements, last dim cols, and packed's dtype")
-    if out is not None:
-        for name, buf in (("out", out), ("s_out", s_out if write_s else out)):
-            if buf is None or tuple(buf.shape) != (rows, cols) or buf.dtype != grad.dtype or not buf.is_contiguous():
-                raise ValueError(f"{name} must be a contiguous {rows} x {cols} buffer of {grad.dtype}")
-        if row0 % 64 or block % 64 or row0 + block > rows:
-            raise ValueError(f"row block {row0}..{row0 + block} must lie in 0..{rows} at multiples of 64")
     mod, grid, meta, hw = _setup(packed, rows, cols, config, "backward")
-    if block != rows:
-        bm = meta["BLOCK_M"]
-        while block % bm:
-            bm //= 2
-        grid, meta = (block // bm, grid[1]), dict(meta, BLOCK_M=bm)
     g2 = _aligned_rows(grad)
     y2 = _aligned_rows(y) if y is not None else g2  # dummy pointer when unused
-    if out is None:
-        out = torch.empty((rows, cols), dtype=grad.dtype, device=grad.device)
-        s_out = torch.empty((rows, cols), dtype=grad.dtype, device=grad.device) if write_s else None
-    s = s_out if write_s else out
+    out = torch.empty((rows, cols), dtype=grad.dtype, device=grad.device)
+    s = torch.empty((rows, cols), dtype=grad.dtype, device=grad.device) if write_s else out
     _maybe_wrap(mod.relu2_sparsify24_backward_kernel, wrap)[grid](
         g2,
         packed,
@@ -284,15 +261,12 @@ def relu2_sparsify24_backward(
         g2.stride(0),
         y2.stride(0),
         values_numel(rows, cols),
-        row0,
         MODE=kmode,
         WRITE_S=write_s,
         IS_BF16=grad.dtype == torch.bfloat16,
         HW_CVT=hw,
         **meta,
     )
-    if block != rows:
-        return (out, s) if write_s else out
     return (out.view(grad.shape), s) if write_s else out.view(grad.shape)
 
 

@@ -116,28 +116,3 @@ def test_backward_writes_dense_s_in_the_same_pass(shape, dtype, kind, seed):
         d, s = B.relu2_sparsify24_backward(g, p, yy, mode, *shape, write_s=True)
         assert torch.equal(d, B.relu2_sparsify24_backward(g, p, yy, mode, *shape))
         assert torch.equal(s, R.relu2_sparsify24(y))
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_row_blocks_write_into_one_buffer(dtype):
-    """Compress and backward one 64-row block at a time (what the L2-blocked FFN does): the same
-    bytes as one pass over the whole matrix."""
-    rows, cols = 192, 128
-    y = make("normal", rows, cols, dtype, 5)
-    g = make("normal", rows, cols, dtype, 6)
-    whole = relu2_sparsify24_compress(y)
-    packed = torch.empty_like(whole)
-    for r in range(0, rows, 64):
-        assert relu2_sparsify24_compress(y[r:r + 64], out=packed, row0=r) is packed
-    assert torch.equal(bits(packed), bits(whole))
-    dy_ref, s_ref = B.relu2_sparsify24_backward(g, whole, None, "masked", rows, cols, write_s=True)
-    dy, s = torch.empty_like(g), torch.empty_like(g)
-    for r in range(0, rows, 64):
-        got = B.relu2_sparsify24_backward(g[r:r + 64], whole, None, "masked", rows, cols, write_s=True,
-                                          row0=r, out=dy, s_out=s)
-        assert got[0] is dy and got[1] is s
-    assert torch.equal(bits(dy), bits(dy_ref)) and torch.equal(bits(s), bits(s_ref))
-    with pytest.raises(ValueError, match="multiple of 64"):
-        relu2_sparsify24_compress(y[:64], out=packed, row0=32)
-    with pytest.raises(ValueError, match="row block"):
-        B.relu2_sparsify24_backward(g[:64], whole, None, "masked", rows, cols, row0=160, out=dy)
