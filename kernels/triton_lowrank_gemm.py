@@ -218,9 +218,11 @@ def _element(w, j: tl.constexpr, IS_BF16: tl.constexpr, HW: tl.constexpr):
     """Element ``j`` of int64 group words: its raw 16 bits (int16) on the GPU, float32 under the
     interpreter."""
     h = ((w >> (16 * j)) & 0xFFFF).to(tl.int32)
-    if HW:
-        return h.to(tl.int16)
-    return half_bits_to_f32(h, IS_BF16)
+    if HW:  # one return per static branch: Triton 3.6 types every reached return alike
+        e = h.to(tl.int16)
+    else:
+        e = half_bits_to_f32(h, IS_BF16)
+    return e
 
 
 @triton.jit
