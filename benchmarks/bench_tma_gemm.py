@@ -114,7 +114,7 @@ def main() -> None:
     meta = (f"date={datetime.date.today().isoformat()} device={torch.cuda.get_device_name()} "
             f"torch={torch.__version__} triton={triton.__version__}")
     os.makedirs(os.path.dirname(os.path.abspath(args.csv)), exist_ok=True)
-    keys = sorted({k for r_ in rows for k in r_}, key=lambda k: list(rows[0]).index(k) if k in rows[0] else 99)
+    keys = list(dict.fromkeys(k for r_ in rows for k in r_))  # every column, first-seen order
     with open(args.csv, "w", newline="") as fh:
         fh.write(f"# {meta}\n")
         w = csv.DictWriter(fh, fieldnames=keys)

@@ -35,15 +35,19 @@ INTERP_CONFIG = (64, 64, 32, 4, 1)
 
 
 @triton.jit
-def _tile_ids(M, N, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GROUP_M: tl.constexpr):
-    """(pid_m, pid_n) of this program, grouped along M so that neighbours share b tiles in L2."""
-    pid = tl.program_id(0)
-    n_m = M // BLOCK_M
-    n_n = N // BLOCK_N
+def tile_of(tile, n_m, n_n, GROUP_M: tl.constexpr):
+    """(pid_m, pid_n) of output tile ``tile``, grouped along M so that neighbours share b tiles
+    in L2."""
     per_group = GROUP_M * n_n
-    first_m = (pid // per_group) * GROUP_M
+    first_m = (tile // per_group) * GROUP_M
     size_m = tl.minimum(n_m - first_m, GROUP_M)
-    return first_m + (pid % per_group) % size_m, (pid % per_group) // size_m
+    return first_m + (tile % per_group) % size_m, (tile % per_group) // size_m
+
+
+@triton.jit
+def _tile_ids(M, N, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GROUP_M: tl.constexpr):
+    """(pid_m, pid_n) of this program (one output tile per program)."""
+    return tile_of(tl.program_id(0), M // BLOCK_M, N // BLOCK_N, GROUP_M)
 
 
 @triton.jit
@@ -86,6 +90,48 @@ def _or(a, b):
 
 
 @triton.jit
+def up_epilogue(acc, out_ptr, y_ptr, pid_m, pid_n, N, meta_start, COMPRESS: tl.constexpr, WRITE_Y: tl.constexpr,
+                IS_BF16: tl.constexpr, HW: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    """Store tile (pid_m, pid_n) of y = acc rounded to the dtype (``WRITE_Y``) and/or its
+    relu² + 2:4 selection in the compressed layout (``COMPRESS``)."""
+    G: tl.constexpr = BLOCK_N // 4
+    words = _group_words(acc, IS_BF16, HW, BLOCK_M, BLOCK_N)
+    if WRITE_Y:
+        rows = (pid_m * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)
+        grps = pid_n * G + tl.arange(0, G)
+        tl.store(y_ptr.to(tl.pointer_type(tl.int64)) + (rows * (N // 4))[:, None] + grps[None, :], words)
+    if COMPRESS:
+        val, nib = select24(words, True, IS_BF16, HW)
+        store_compressed_tile(out_ptr, pid_m * BLOCK_M, pid_n * G, N, meta_start, val, nib, BLOCK_M, G)
+
+
+@triton.jit
+def grad_epilogue(acc, packed_ptr, y_ptr, out_ptr, s_ptr, pid_m, pid_n, N, meta_start, MODE: tl.constexpr,
+                  WRITE_S: tl.constexpr, IS_BF16: tl.constexpr, HW: tl.constexpr,
+                  BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    """Store tile (pid_m, pid_n) of dy1 from dS = acc (rounded to the dtype) by MODE (0 masked
+    from ``packed``, 2 ste from ``y``) and, with ``WRITE_S``, of the dense S of ``packed``."""
+    G: tl.constexpr = BLOCK_N // 4
+    gw = _group_words(acc, IS_BF16, HW, BLOCK_M, BLOCK_N)
+    rows = (pid_m * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)
+    grps = pid_n * G + tl.arange(0, G)
+    off = (rows * (N // 4))[:, None] + grps[None, :]
+    if MODE != 2 or WRITE_S:
+        pv = tl.load(packed_ptr.to(tl.pointer_type(tl.int32)) + off)
+        nib = load_nibbles(packed_ptr, rows, grps, N, meta_start)
+    else:
+        pv = gw.to(tl.int32)  # unused
+        nib = pv
+    if MODE == 2:
+        yw = tl.load(y_ptr.to(tl.pointer_type(tl.int64)) + off)
+    else:
+        yw = gw  # unused
+    tl.store(out_ptr.to(tl.pointer_type(tl.int64)) + off, _dense_grad(gw, yw, pv, nib, MODE, IS_BF16, HW))
+    if WRITE_S:
+        tl.store(s_ptr.to(tl.pointer_type(tl.int64)) + off, _expand(pv, nib))
+
+
+@triton.jit
 def up_relu2_compress_kernel(
     a_ptr, b_ptr, out_ptr, y_ptr, M, N, K, stride_am, stride_ak, stride_bk, stride_bn, meta_start,
     WRITE_Y: tl.constexpr, IS_BF16: tl.constexpr, HW: tl.constexpr,
@@ -94,14 +140,7 @@ def up_relu2_compress_kernel(
     pid_m, pid_n = _tile_ids(M, N, BLOCK_M, BLOCK_N, GROUP_M)
     acc = _mma(a_ptr, b_ptr, K, stride_am, stride_ak, stride_bk, stride_bn, pid_m, pid_n,
                BLOCK_M, BLOCK_N, BLOCK_K, IS_BF16, HW)
-    G: tl.constexpr = BLOCK_N // 4
-    words = _group_words(acc, IS_BF16, HW, BLOCK_M, BLOCK_N)
-    rows = (pid_m * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)
-    grps = pid_n * G + tl.arange(0, G)
-    if WRITE_Y:
-        tl.store(y_ptr.to(tl.pointer_type(tl.int64)) + (rows * (N // 4))[:, None] + grps[None, :], words)
-    val, nib = select24(words, True, IS_BF16, HW)
-    store_compressed_tile(out_ptr, pid_m * BLOCK_M, pid_n * G, N, meta_start, val, nib, BLOCK_M, G)
+    up_epilogue(acc, out_ptr, y_ptr, pid_m, pid_n, N, meta_start, True, WRITE_Y, IS_BF16, HW, BLOCK_M, BLOCK_N)
 
 
 @triton.jit
@@ -113,34 +152,23 @@ def grad_relu2_sparse24_kernel(
     pid_m, pid_n = _tile_ids(M, N, BLOCK_M, BLOCK_N, GROUP_M)
     acc = _mma(a_ptr, b_ptr, K, stride_am, stride_ak, stride_bk, stride_bn, pid_m, pid_n,
                BLOCK_M, BLOCK_N, BLOCK_K, IS_BF16, HW)
-    G: tl.constexpr = BLOCK_N // 4
-    gw = _group_words(acc, IS_BF16, HW, BLOCK_M, BLOCK_N)
-    rows = (pid_m * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)
-    grps = pid_n * G + tl.arange(0, G)
-    off = (rows * (N // 4))[:, None] + grps[None, :]
-    if MODE == 2:
-        yw = tl.load(y_ptr.to(tl.pointer_type(tl.int64)) + off)
-        pv = gw.to(tl.int32)  # unused
-        nib = pv
-    else:
-        yw = gw  # unused
-        pv = tl.load(packed_ptr.to(tl.pointer_type(tl.int32)) + off)
-        nib = load_nibbles(packed_ptr, rows, grps, N, meta_start)
-    tl.store(out_ptr.to(tl.pointer_type(tl.int64)) + off, _dense_grad(gw, yw, pv, nib, MODE, IS_BF16, HW))
+    grad_epilogue(acc, packed_ptr, y_ptr, out_ptr, out_ptr, pid_m, pid_n, N, meta_start, MODE, False, IS_BF16, HW,
+                  BLOCK_M, BLOCK_N)
 
 
-def _fit(config, m: int, n: int):
-    bm, bn, bk, nw, ns = config
+def fit(config, m: int, n: int) -> tuple:
+    """``config`` with BLOCK_M / BLOCK_N (its first two entries) halved until they divide m / n."""
+    bm, bn, *rest = config
     while m % bm:
         bm //= 2
     while n % bn:
         bn //= 2
-    return bm, bn, bk, nw, ns
+    return (bm, bn, *rest)
 
 
 def _launch(kernel_name, a, b_strides, m, n, k, config, wrap, name, *ptrs, **consts):
     interpret = a.device.type != "cuda"
-    bm, bn, bk, nw, ns = _fit(config or (INTERP_CONFIG if interpret else CONFIGS[name]), m, n)
+    bm, bn, bk, nw, ns = fit(config or (INTERP_CONFIG if interpret else CONFIGS[name]), m, n)
     kern = getattr(kernel_module(__name__, interpret), kernel_name)
     if wrap is not None:
         kern = wrap(kern)
@@ -152,7 +180,7 @@ def _launch(kernel_name, a, b_strides, m, n, k, config, wrap, name, *ptrs, **con
     )
 
 
-def _check(a: torch.Tensor, b: torch.Tensor, m: int, n: int) -> None:
+def check_operands(a: torch.Tensor, b: torch.Tensor, m: int, n: int) -> None:
     check_cslt_shape(m, n, a.dtype)
     if a.dim() != 2 or b.dim() != 2 or a.dtype != b.dtype or a.device != b.device:
         raise ValueError("expected 2-D operands of one dtype on one device")
@@ -163,7 +191,7 @@ def up_relu2_compress(a: torch.Tensor, b: torch.Tensor, *, write_y: bool = False
     ``b`` F x r."""
     m, k = a.shape
     n = b.shape[0]
-    _check(a, b, m, n)
+    check_operands(a, b, m, n)
     if b.shape[1] != k:
         raise ValueError(f"a is {m} x {k} but b is {tuple(b.shape)} (expected F x {k})")
     out = torch.empty(packed_shape(m, n), dtype=a.dtype, device=a.device)
@@ -179,7 +207,7 @@ def grad_relu2_sparse24(a: torch.Tensor, b: torch.Tensor, packed: torch.Tensor, 
     ``packed``; ste: from ``y``)."""
     m, k = a.shape
     n = b.shape[1]
-    _check(a, b, m, n)
+    check_operands(a, b, m, n)
     if b.shape[0] != k:
         raise ValueError(f"a is {m} x {k} but b is {tuple(b.shape)} (expected {k} x F)")
     kmode = _MODES[mode]

@@ -31,10 +31,10 @@ import triton.language as tl
 from triton.tools.tensor_descriptor import TensorDescriptor
 
 from ._triton_compat import kernel_module
-from .cslt_layout import check_cslt_shape, packed_shape, values_numel
-from .triton_bits import half_bits_to_f32, load_nibbles, select24, store_compressed_tile
-from .triton_lowrank_gemm import _group_words
-from .triton_sparse24_backward import _MODES, _dense_grad, _expand
+from .cslt_layout import packed_shape, values_numel
+from .triton_bits import half_bits_to_f32
+from .triton_lowrank_gemm import check_operands, fit, grad_epilogue, tile_of, up_epilogue
+from .triton_sparse24_backward import _MODES
 
 # (BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages, flatten) on CUDA
 CONFIGS = {"up": (128, 128, 64, 8, 3, True), "grad": (128, 128, 64, 8, 3, True)}
@@ -43,15 +43,6 @@ SWEEP_CONFIGS = [(128, 128, 64, 8, 3, True), (128, 128, 64, 4, 3, True), (128, 1
                  (64, 256, 64, 4, 3, True), (128, 64, 64, 4, 4, True), (256, 128, 64, 8, 3, True)]
 INTERP_CONFIG = (64, 64, 32, 4, 1, True)
 INTERP_PROGRAMS = 3  # "SMs" under the interpreter: more than one tile per program is exercised
-
-
-@triton.jit
-def _tile_of(tile, n_m, n_n, GROUP_M: tl.constexpr):
-    """(pid_m, pid_n) of output tile ``tile``, grouped along M."""
-    per_group = GROUP_M * n_n
-    first_m = (tile // per_group) * GROUP_M
-    size_m = tl.minimum(n_m - first_m, GROUP_M)
-    return first_m + (tile % per_group) % size_m, (tile % per_group) // size_m
 
 
 @triton.jit
@@ -85,19 +76,12 @@ def up_relu2_compress_tma_kernel(
 ):
     n_m = M // BLOCK_M
     n_n = N // BLOCK_N
-    G: tl.constexpr = BLOCK_N // 4
     for tile in tl.range(tl.program_id(0), n_m * n_n, n_programs, flatten=FLATTEN):
-        pid_m, pid_n = _tile_of(tile, n_m, n_n, GROUP_M)
+        pid_m, pid_n = tile_of(tile, n_m, n_n, GROUP_M)
         acc = _tile_dot(a_desc, b_desc, pid_m * BLOCK_M, pid_n * BLOCK_N, K, True, IS_BF16, HW,
                         BLOCK_M, BLOCK_N, BLOCK_K)
-        words = _group_words(acc, IS_BF16, HW, BLOCK_M, BLOCK_N)
-        if WRITE_Y:
-            rows = (pid_m * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)
-            grps = pid_n * G + tl.arange(0, G)
-            tl.store(y_ptr.to(tl.pointer_type(tl.int64)) + (rows * (N // 4))[:, None] + grps[None, :], words)
-        if COMPRESS:
-            val, nib = select24(words, True, IS_BF16, HW)
-            store_compressed_tile(out_ptr, pid_m * BLOCK_M, pid_n * G, N, meta_start, val, nib, BLOCK_M, G)
+        up_epilogue(acc, out_ptr, y_ptr, pid_m, pid_n, N, meta_start, COMPRESS, WRITE_Y, IS_BF16, HW,
+                    BLOCK_M, BLOCK_N)
 
 
 @triton.jit
@@ -109,37 +93,12 @@ def grad_relu2_tma_kernel(
 ):
     n_m = M // BLOCK_M
     n_n = N // BLOCK_N
-    G: tl.constexpr = BLOCK_N // 4
     for tile in tl.range(tl.program_id(0), n_m * n_n, n_programs, flatten=FLATTEN):
-        pid_m, pid_n = _tile_of(tile, n_m, n_n, GROUP_M)
+        pid_m, pid_n = tile_of(tile, n_m, n_n, GROUP_M)
         acc = _tile_dot(a_desc, b_desc, pid_m * BLOCK_M, pid_n * BLOCK_N, K, False, IS_BF16, HW,
                         BLOCK_M, BLOCK_N, BLOCK_K)
-        gw = _group_words(acc, IS_BF16, HW, BLOCK_M, BLOCK_N)
-        rows = (pid_m * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)
-        grps = pid_n * G + tl.arange(0, G)
-        off = (rows * (N // 4))[:, None] + grps[None, :]
-        if MODE != 2 or WRITE_S:
-            pv = tl.load(packed_ptr.to(tl.pointer_type(tl.int32)) + off)
-            nib = load_nibbles(packed_ptr, rows, grps, N, meta_start)
-        else:
-            pv = gw.to(tl.int32)  # unused
-            nib = pv
-        if MODE == 2:
-            yw = tl.load(y_ptr.to(tl.pointer_type(tl.int64)) + off)
-        else:
-            yw = gw  # unused
-        tl.store(out_ptr.to(tl.pointer_type(tl.int64)) + off, _dense_grad(gw, yw, pv, nib, MODE, IS_BF16, HW))
-        if WRITE_S:
-            tl.store(s_ptr.to(tl.pointer_type(tl.int64)) + off, _expand(pv, nib))
-
-
-def _fit(config, m: int, n: int):
-    bm, bn, bk, nw, ns, flat = config
-    while m % bm:
-        bm //= 2
-    while n % bn:
-        bn //= 2
-    return bm, bn, bk, nw, ns, flat
+        grad_epilogue(acc, packed_ptr, y_ptr, out_ptr, s_ptr, pid_m, pid_n, N, meta_start, MODE, WRITE_S, IS_BF16,
+                      HW, BLOCK_M, BLOCK_N)
 
 
 def _desc(t: torch.Tensor, block, interpret: bool) -> TensorDescriptor:
@@ -150,7 +109,7 @@ def _desc(t: torch.Tensor, block, interpret: bool) -> TensorDescriptor:
 
 def _launch(kernel_name, a, b, b_nk: bool, m, n, k, config, wrap, name, *ptrs, **consts):
     interpret = a.device.type != "cuda"
-    bm, bn, bk, nw, ns, flat = _fit(config or (INTERP_CONFIG if interpret else CONFIGS[name]), m, n)
+    bm, bn, bk, nw, ns, flat = fit(config or (INTERP_CONFIG if interpret else CONFIGS[name]), m, n)
     kern = getattr(kernel_module(__name__, interpret), kernel_name)
     if wrap is not None:
         kern = wrap(kern)
@@ -166,9 +125,7 @@ def _launch(kernel_name, a, b, b_nk: bool, m, n, k, config, wrap, name, *ptrs, *
 
 
 def _check(a: torch.Tensor, b: torch.Tensor, m: int, n: int, k: int) -> None:
-    check_cslt_shape(m, n, a.dtype)
-    if a.dim() != 2 or b.dim() != 2 or a.dtype != b.dtype or a.device != b.device:
-        raise ValueError("expected 2-D operands of one dtype on one device")
+    check_operands(a, b, m, n)
     if k % 8:
         raise ValueError(f"the rank (inner dimension) must be a multiple of 8 for TMA, got {k}")
 

@@ -35,3 +35,15 @@ shapes = st.tuples(st.sampled_from([64, 128, 192]), st.sampled_from([64, 128, 19
 
 def bits(t: torch.Tensor) -> torch.Tensor:
     return t.contiguous().view(torch.int16)
+
+
+def gemm_operands(m: int, k: int, n: int, dtype, seed: int, device: str = "cpu"):
+    """(a, b) for the rank-k GEMM tests: a ~ N(0, 1) of m x k, b of n x k scaled by 1/sqrt(k)."""
+    g = torch.Generator(device=device).manual_seed(seed)
+    a = torch.randn(m, k, device=device, generator=g).to(dtype)
+    return a, (torch.randn(n, k, device=device, generator=g) / k**0.5).to(dtype)
+
+
+def rel_err(x: torch.Tensor, ref: torch.Tensor) -> float:
+    """||x - ref|| / ||ref|| in float64."""
+    return ((x.double() - ref.double()).norm() / ref.double().norm()).item()

@@ -13,18 +13,11 @@ from elas_compile.kernels import cslt_layout as L  # noqa: E402
 from elas_compile.kernels import triton_lowrank_gemm as G  # noqa: E402
 from elas_compile.kernels import triton_ops  # noqa: E402,F401
 
-from sparse24_cases import DTYPES, bits  # noqa: E402
+from sparse24_cases import DTYPES, bits, gemm_operands, rel_err  # noqa: E402
 
 
 def _ops(m, k, n, dtype, seed):
-    g = torch.Generator(device="cuda").manual_seed(seed)
-    a = torch.randn(m, k, device="cuda", generator=g).to(dtype)
-    b = (torch.randn(n, k, device="cuda", generator=g) / k**0.5).to(dtype)
-    return a, b
-
-
-def _rel(x, ref):
-    return ((x.double() - ref.double()).norm() / ref.double().norm()).item()
+    return gemm_operands(m, k, n, dtype, seed, "cuda")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -32,13 +25,13 @@ def _rel(x, ref):
 def test_up_gemm(dtype, m, k, n):
     a, b = _ops(m, k, n, dtype, m)
     packed, y = G.up_relu2_compress(a, b, write_y=True)
-    assert _rel(y, a.double() @ b.double().t()) < 4e-3
+    assert rel_err(y, a.double() @ b.double().t()) < 4e-3
     assert (y == a @ b.t()).float().mean() > 0.95  # mostly the cuBLAS rounding
     assert torch.equal(bits(packed), bits(L.relu2_sparsify24_compress_reference(y)))
     w = torch.randn(n, 256, device="cuda", dtype=dtype)
     ref = L.decompress24_reference(packed, m, n).double() @ w.double()
     for alg in valid_algorithms(packed, w):
-        assert _rel(torch._cslt_sparse_mm(packed, w, alg_id=alg), ref) < 1e-2, alg
+        assert rel_err(torch._cslt_sparse_mm(packed, w, alg_id=alg), ref) < 1e-2, alg
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -51,7 +44,7 @@ def test_grad_gemm(dtype, mode):
     yy = y if mode == "ste" else None
     d = G.grad_relu2_sparse24(g, w.t(), packed, yy, mode)
     ref = L.relu2_sparsify24_backward_reference(g @ w.t(), packed, yy, mode, m, n)
-    assert (d == ref).float().mean() > 0.95 and _rel(d, ref) < 1e-2
+    assert (d == ref).float().mean() > 0.95 and rel_err(d, ref) < 1e-2
 
 
 def test_every_gemm_config():
@@ -61,10 +54,10 @@ def test_every_gemm_config():
     for cfg in G.SWEEP_CONFIGS:
         packed, y = G.up_relu2_compress(a, b, write_y=True, config=cfg)
         assert torch.equal(bits(packed), bits(L.relu2_sparsify24_compress_reference(y))), cfg
-        assert _rel(y, a.double() @ b.double().t()) < 4e-3, cfg
+        assert rel_err(y, a.double() @ b.double().t()) < 4e-3, cfg
         d = G.grad_relu2_sparse24(g, w.t(), packed, None, "masked", config=cfg)
         ref = L.relu2_sparsify24_backward_reference(g @ w.t(), packed, None, "masked", m, n)
-        assert _rel(d, ref) < 1e-2, cfg
+        assert rel_err(d, ref) < 1e-2, cfg
 
 
 def test_gemm_ops_opcheck():
@@ -86,4 +79,4 @@ def test_tn_sparse_gemm_every_config(dtype):
     a = torch.randn(m, r, device="cuda", generator=g).to(dtype)
     ref = a.double().t() @ L.decompress24_reference(p, m, f).double()
     for cfg in [None] + G.TN_SWEEP_CONFIGS:
-        assert _rel(G.tn_sparse_gemm(a, p, m, f, config=cfg), ref) < 4e-3, cfg
+        assert rel_err(G.tn_sparse_gemm(a, p, m, f, config=cfg), ref) < 4e-3, cfg

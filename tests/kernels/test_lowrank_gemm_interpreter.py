@@ -10,14 +10,7 @@ pytest.importorskip("triton")
 from elas_compile.kernels import cslt_layout as L  # noqa: E402
 from elas_compile.kernels import triton_lowrank_gemm as G  # noqa: E402
 
-from sparse24_cases import DTYPES, bits  # noqa: E402
-
-
-def _operands(m, k, n, dtype, seed):
-    g = torch.Generator().manual_seed(seed)
-    a = torch.randn(m, k, generator=g).to(dtype)
-    b = (torch.randn(n, k, generator=g) / k**0.5).to(dtype)
-    return a, b
+from sparse24_cases import DTYPES, bits, gemm_operands as _operands  # noqa: E402
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -11,17 +11,11 @@ pytest.importorskip("triton")
 from elas_compile.kernels import cslt_layout as L  # noqa: E402
 from elas_compile.kernels import triton_tma_gemm as T  # noqa: E402
 
-from sparse24_cases import DTYPES, bits  # noqa: E402
+from sparse24_cases import DTYPES, bits, gemm_operands, rel_err  # noqa: E402
 
 
 def _ops(m, k, n, dtype, seed):
-    g = torch.Generator(device="cuda").manual_seed(seed)
-    a = torch.randn(m, k, device="cuda", generator=g).to(dtype)
-    return a, (torch.randn(n, k, device="cuda", generator=g) / k**0.5).to(dtype)
-
-
-def _rel(x, ref):
-    return ((x.double() - ref.double()).norm() / ref.double().norm()).item()
+    return gemm_operands(m, k, n, dtype, seed, "cuda")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -29,7 +23,7 @@ def _rel(x, ref):
 def test_up_tma(dtype, m, k, n):
     a, b = _ops(m, k, n, dtype, m)
     packed, y = T.up_relu2_compress_tma(a, b, write_y=True)
-    assert _rel(y, a.double() @ b.double().t()) < 4e-3
+    assert rel_err(y, a.double() @ b.double().t()) < 4e-3
     assert (y == a @ b.t()).float().mean() > 0.95  # mostly the cuBLAS rounding
     assert torch.equal(bits(packed), bits(L.relu2_sparsify24_compress_reference(y)))
 
@@ -44,7 +38,7 @@ def test_grad_tma(dtype, mode):
     yy = y if mode == "ste" else None
     d, s = T.grad_relu2_tma(g, w.t(), packed, yy, mode, write_s=True)
     ref = L.relu2_sparsify24_backward_reference(g @ w.t(), packed, yy, mode, m, n)
-    assert (d == ref).float().mean() > 0.95 and _rel(d, ref) < 1e-2
+    assert (d == ref).float().mean() > 0.95 and rel_err(d, ref) < 1e-2
     assert torch.equal(bits(s), bits(L.decompress24_reference(packed, m, n)))
 
 
@@ -55,8 +49,8 @@ def test_every_tma_config():
     for cfg in T.SWEEP_CONFIGS:
         packed, y = T.up_relu2_compress_tma(a, b, write_y=True, config=cfg)
         assert torch.equal(bits(packed), bits(L.relu2_sparsify24_compress_reference(y))), cfg
-        assert _rel(y, a.double() @ b.double().t()) < 4e-3, cfg
+        assert rel_err(y, a.double() @ b.double().t()) < 4e-3, cfg
         d, s = T.grad_relu2_tma(g, w.t(), packed, None, "masked", write_s=True, config=cfg)
         ref = L.relu2_sparsify24_backward_reference(g @ w.t(), packed, None, "masked", m, n)
-        assert _rel(d, ref) < 1e-2, cfg
+        assert rel_err(d, ref) < 1e-2, cfg
         assert torch.equal(bits(s), bits(L.decompress24_reference(packed, m, n))), cfg

@@ -12,12 +12,7 @@ pytest.importorskip("triton.tools.tensor_descriptor")
 from elas_compile.kernels import cslt_layout as L  # noqa: E402
 from elas_compile.kernels import triton_tma_gemm as T  # noqa: E402
 
-from sparse24_cases import DTYPES, bits  # noqa: E402
-
-
-def _operands(m, k, n, dtype, seed):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(m, k, generator=g).to(dtype), (torch.randn(n, k, generator=g) / k**0.5).to(dtype)
+from sparse24_cases import DTYPES, bits, gemm_operands as _operands  # noqa: E402
 
 
 @pytest.mark.parametrize("dtype,m,k,n", [(DTYPES[0], 128, 40, 128), (DTYPES[-1], 64, 64, 320)])
