@@ -15,8 +15,6 @@ the CSV.
 from __future__ import annotations
 
 import argparse
-import csv
-import datetime
 import itertools
 import os
 import sys
@@ -30,31 +28,8 @@ except ImportError:
 from elas_compile import cusparselt as C
 from elas_compile.kernels.triton_relu2_sparsify import relu2_sparsify24_compress
 
-CALLS = 20
-
-
-def graph_ms(fn) -> float:
-    """Median ms per call of ``fn`` replayed from a CUDA graph of CALLS calls."""
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):
-        for _ in range(2):
-            fn()
-    torch.cuda.current_stream().wait_stream(s)
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        for _ in range(CALLS):
-            fn()
-    times = []
-    for _ in range(7):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        g.replay()
-        b.record()
-        torch.cuda.synchronize()
-        times.append(a.elapsed_time(b) / CALLS)
-    return sorted(times)[len(times) // 2]
-
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import device_meta, graph_ms, write_csv  # noqa: E402
 
 def one_shape(m, k, n):
     packed = relu2_sparsify24_compress(torch.randn(m, k, device="cuda", dtype=torch.bfloat16))
@@ -101,13 +76,7 @@ def main() -> None:
             print(f"  {r['what']:42s} {r['ms']:.4f} ms  {dense / r['ms']:.2f}x dense  err {r.get('rel_err', '')}")
         for r in at_search:
             print(f"  searched id / elas plan: {r['what']:42s} {r['ms']:.4f} ms  {dense / r['ms']:.2f}x")
-    os.makedirs(os.path.dirname(os.path.abspath(args.csv)), exist_ok=True)
-    with open(args.csv, "w", newline="") as fh:
-        fh.write(f"# date={datetime.date.today().isoformat()} device={torch.cuda.get_device_name()} "
-                 f"torch={torch.__version__} cusparselt={torch.backends.cusparselt.version()}\n")
-        w = csv.DictWriter(fh, fieldnames=["M", "K", "N", "what", "ms", "rel_err", "search"])
-        w.writeheader()
-        w.writerows(allrows)
+    write_csv(args.csv, allrows, device_meta(cusparselt=torch.backends.cusparselt.version()))
 
 
 if __name__ == "__main__":

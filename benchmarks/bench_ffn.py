@@ -10,7 +10,6 @@ cost). Saved-activation memory is read in the default mode (CUDA graph pools blu
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import sys
@@ -20,6 +19,7 @@ import torch
 import torch._inductor.config
 
 sys.path.insert(0, os.path.dirname(__file__))
+from _common import device_meta, write_csv  # noqa: E402
 from ffn_variants import ENV, variants  # noqa: E402
 
 SHAPES = [(2048, 5504, 512), (1024, 2752, 256)]  # (d, SwiGLU F, rank): 1B-like and 350M-like
@@ -116,12 +116,7 @@ def main(argv=None):
                 rows.append(dict(measure(name, make, x, gy, mode, args.profile), d=d, f_swiglu=f_sw, rank=r,
                                  tokens=args.tokens))
                 torch._dynamo.reset()
-    os.makedirs(os.path.dirname(args.csv) or ".", exist_ok=True)
-    keys = ["d", "f_swiglu", "rank", "tokens", "variant", "mode", "fwd_bwd_ms", "fwd_ms", "saved_MiB", "error"]
-    with open(args.csv, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(args.csv, rows, device_meta())
     print(f"\n{'d':>5} {'variant':<24} {'mode':<16} {'fwd+bwd ms':>10} {'fwd ms':>8} {'saved MiB':>10}")
     for r_ in rows:
         print(f"{r_['d']:>5} {r_['variant']:<24} {r_['mode']:<16} {r_.get('fwd_bwd_ms', 'ERR'):>10} "

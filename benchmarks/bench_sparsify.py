@@ -28,8 +28,6 @@ Prints a table last and writes a CSV (default benchmarks/results/bench_sparsify.
 from __future__ import annotations
 
 import argparse
-import csv
-import datetime
 import os
 import sys
 
@@ -45,6 +43,9 @@ from triton.testing import do_bench
 from elas_compile.kernels import triton_lowrank_gemm as GEMM
 from elas_compile.kernels import triton_sparse24_backward as B
 from elas_compile.kernels.triton_relu2_sparsify import relu2_sparsify24_compress
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import device_meta, write_csv  # noqa: E402
 
 DEFAULT_SHAPES = [(16384, 8192), (32768, 11008), (8192, 4096)]
 KERNELS = ["fwd", "bwd_mask", "bwd_mask_s", "bwd_cmp", "bwd_ste", "decomp"]
@@ -164,21 +165,9 @@ def main() -> None:
         rows.append(row)
         del y, g, p, r2
         torch.cuda.empty_cache()
-    meta = {
-        "date": datetime.date.today().isoformat(),
-        "device": torch.cuda.get_device_name(),
-        "torch": torch.__version__,
-        "triton": triton.__version__,
-        "copy_TBps": round(bw / 1e12, 3),
-        "configs": "swept" if best else "defaults",
-    }
-    os.makedirs(os.path.dirname(os.path.abspath(args.csv)), exist_ok=True)
-    with open(args.csv, "w", newline="") as fh:
-        fh.write("# " + " ".join(f"{k}={v}" for k, v in meta.items()) + "\n")
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
+    meta = device_meta(triton=triton.__version__, copy_TBps=round(bw / 1e12, 3),
+                       configs="swept" if best else "defaults")
+    write_csv(args.csv, rows, meta)
     print(" ".join(f"{k}={v}" for k, v in meta.items()))
     names = KERNELS
     if best:

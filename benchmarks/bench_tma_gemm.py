@@ -16,8 +16,6 @@ results of the fused kernels are checked against the split path. Prints a table,
 from __future__ import annotations
 
 import argparse
-import csv
-import datetime
 import os
 import sys
 import time
@@ -36,6 +34,9 @@ from elas_compile.kernels import triton_lowrank_gemm as P
 from elas_compile.kernels import triton_sparse24_backward as B
 from elas_compile.kernels import triton_tma_gemm as T
 from elas_compile.kernels.triton_relu2_sparsify import relu2_sparsify24_compress
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import device_meta, write_csv  # noqa: E402
 
 SHAPES = "16384x8192x512,16384x4096x256"
 
@@ -111,16 +112,9 @@ def main() -> None:
         m, f, r = (int(v) for v in s.split("x"))
         print(f"{m}x{f}x{r}:", flush=True)
         rows.append(one_shape(m, f, r, args.sweep_budget))
-    meta = (f"date={datetime.date.today().isoformat()} device={torch.cuda.get_device_name()} "
-            f"torch={torch.__version__} triton={triton.__version__}")
-    os.makedirs(os.path.dirname(os.path.abspath(args.csv)), exist_ok=True)
-    keys = list(dict.fromkeys(k for r_ in rows for k in r_))  # every column, first-seen order
-    with open(args.csv, "w", newline="") as fh:
-        fh.write(f"# {meta}\n")
-        w = csv.DictWriter(fh, fieldnames=keys)
-        w.writeheader()
-        w.writerows([{k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r_.items()} for r_ in rows])
-    print(meta)
+    meta = device_meta(triton=triton.__version__)
+    write_csv(args.csv, rows, meta)
+    print(" ".join(f"{k}={v}" for k, v in meta.items()))
     cols = ["up_cublas", "up_split", "up_ptr", "up_plain", "up_tma", "grad_cublas", "grad_split_s", "grad_ptr",
             "grad_tma", "grad_tma_s"]
     print(f"{'M x F x r':>18} | " + " | ".join(f"{c:>12}" for c in cols) + "   (ms)")
