@@ -125,6 +125,9 @@ int main(int argc, char** argv) {
   run<Variant<Shape<_128, _128, _64>, Shape<_2, _1, _1>, Coop, CoopEpi, Plain>>("coop 128x128x64 c2x1", m, n, k, a, b, d0, flop);
   run<Variant<Shape<_64, _256, _64>, Shape<_1, _2, _1>, Ping, PingEpi, Plain>>("pingpong 64x256x64 c1x2", m, n, k, a, b, d0, flop);
   run<Variant<Shape<_128, _128, _64>, Shape<_1, _2, _1>, Ping, PingEpi, Plain>>("pingpong 128x128x64 c1x2", m, n, k, a, b, d0, flop);
+  run<Variant<Shape<_128, _128, _64>, Shape<_2, _1, _1>, Ping, PingEpi, Plain>>("pingpong 128x128x64 c2x1", m, n, k, a, b, d0, flop);
+  run<Variant<Shape<_128, _128, _64>, Shape<_1, _1, _1>, Ping, PingEpi, Plain>>("pingpong 128x128x64 c1x1", m, n, k, a, b, d0, flop);
+  run<Variant<Shape<_128, _128, _64>, Shape<_1, _2, _1>, Ping, PingEpi, Act>>("pingpong 128x128x64 c1x2 + relu^2", m, n, k, a, b, d1, flop);
   run<Variant<Shape<_256, _128, _64>, Shape<_2, _1, _1>, Coop, CoopEpi, Act>>("coop 256x128x64 c2x1 + relu^2", m, n, k, a, b, d1, flop);
   // check: d1 == relu(d0)^2 (d0 from the last plain variant), and d0 against a host product on a few rows
   std::vector<BF16> h0(size_t(m) * n), h1(size_t(m) * n);
