@@ -3,7 +3,7 @@
 // in its epilogue cost? y = h @ U^T, h: M x K row-major, U: N x K row-major, y: M x N row-major, bf16.
 //
 // Build (CUTLASS headers in .cutlass/, fetched from github:NVIDIA/cutlass, not part of the product):
-//   nvcc -std=c++17 -O3 -DNDEBUG --expt-relaxed-constexpr -gencode=arch=compute_90a,code=sm_90a \
+//   nvcc -std=c++20 -O3 -DNDEBUG --expt-relaxed-constexpr -gencode=arch=compute_90a,code=sm_90a \
 //        -I.cutlass/include -I.cutlass/tools/util/include benchmarks/cutlass_probe.cu -o cutlass_probe
 //   ./cutlass_probe [M N K]   (default 16384 8192 512; prints ms and TFLOP/s per variant)
 #include <cstdio>
@@ -21,6 +21,7 @@
 #include "cutlass/gemm/collective/collective_builder.hpp"
 #include "cutlass/epilogue/collective/collective_builder.hpp"
 #include "cutlass/epilogue/fusion/operations.hpp"
+#include "cutlass/epilogue/fusion/sm90_callbacks_tma_warpspecialized.hpp"
 #include "cutlass/util/packed_stride.hpp"
 
 using namespace cute;
@@ -73,8 +74,10 @@ float run(const char* name, int m, int n, int k, BF16* a, BF16* b, BF16* d, doub
   auto sd = cutlass::make_cute_packed_stride(typename K::StrideD{}, make_shape(m, n, 1));
   typename Gemm::Arguments args{cutlass::gemm::GemmUniversalMode::kGemm, {m, n, k, 1},
                                 {a, sa, b, sb}, {{}, d, sc, d, sd}};
-  args.epilogue.thread.alpha = 1.0f;
-  args.epilogue.thread.beta = 0.0f;
+  if constexpr (requires { args.epilogue.thread.alpha; }) {  // stock fusions; a bare visitor tree has no scalars
+    args.epilogue.thread.alpha = 1.0f;
+    args.epilogue.thread.beta = 0.0f;
+  }
   Gemm gemm;
   if (gemm.can_implement(args) != cutlass::Status::kSuccess) { std::printf("%-34s cannot implement\n", name); return -1; }
   size_t ws_bytes = Gemm::get_workspace_size(args);
@@ -105,6 +108,10 @@ using Ping = cutlass::gemm::KernelTmaWarpSpecializedPingpong;
 using PingEpi = cutlass::epilogue::TmaWarpSpecialized;
 using Plain = cutlass::epilogue::fusion::LinearCombination<BF16, float>;
 using Act = cutlass::epilogue::fusion::LinCombEltAct<Relu2, BF16, float>;
+// a bare visitor tree: D = relu2(acc), no alpha / beta / source
+using Relu2Tree = cutlass::epilogue::fusion::Sm90EVT<
+    cutlass::epilogue::fusion::Sm90Compute<Relu2, BF16, float, cutlass::FloatRoundStyle::round_to_nearest>,
+    cutlass::epilogue::fusion::Sm90AccFetch>;
 
 int main(int argc, char** argv) {
   int m = argc > 3 ? std::atoi(argv[1]) : 16384, n = argc > 3 ? std::atoi(argv[2]) : 8192,
@@ -129,6 +136,8 @@ int main(int argc, char** argv) {
   run<Variant<Shape<_128, _128, _64>, Shape<_1, _1, _1>, Ping, PingEpi, Plain>>("pingpong 128x128x64 c1x1", m, n, k, a, b, d0, flop);
   run<Variant<Shape<_128, _128, _64>, Shape<_1, _2, _1>, Ping, PingEpi, Act>>("pingpong 128x128x64 c1x2 + relu^2", m, n, k, a, b, d1, flop);
   run<Variant<Shape<_256, _128, _64>, Shape<_2, _1, _1>, Coop, CoopEpi, Act>>("coop 256x128x64 c2x1 + relu^2", m, n, k, a, b, d1, flop);
+  run<Variant<Shape<_128, _128, _64>, Shape<_2, _1, _1>, Ping, PingEpi, Act>>("pingpong 128x128x64 c2x1 + relu^2", m, n, k, a, b, d1, flop);
+  run<Variant<Shape<_128, _128, _64>, Shape<_2, _1, _1>, Ping, PingEpi, Relu2Tree>>("pingpong 128x128x64 c2x1 relu^2 tree", m, n, k, a, b, d1, flop);
   // check: d1 == relu(d0)^2 (d0 from the last plain variant), and d0 against a host product on a few rows
   std::vector<BF16> h0(size_t(m) * n), h1(size_t(m) * n);
   CHECK_CUDA(cudaMemcpy(h0.data(), d0, h0.size() * 2, cudaMemcpyDeviceToHost));
