@@ -43,6 +43,33 @@ struct Relu2<cutlass::Array<T, N>> {
   }
 };
 
+// relu(x)^2, then the 2 largest of every 4 consecutive fragment elements kept (ties: the lower index).
+// Correct only if each fragment holds whole groups of 4 consecutive columns: the host check says
+// whether the epilogue's register layout does (g_frag_size records the fragment length).
+__device__ int g_frag_size = 0;
+template <class T>
+struct Relu2Top24 : Relu2<T> {};
+template <class T, int N>
+struct Relu2Top24<cutlass::Array<T, N>> {
+  CUTLASS_DEVICE cutlass::Array<T, N> operator()(cutlass::Array<T, N> const& x) const {
+    if (threadIdx.x == 0 && blockIdx.x == 0 && blockIdx.y == 0) g_frag_size = N;
+    cutlass::Array<T, N> y = Relu2<cutlass::Array<T, N>>{}(x);
+    if constexpr (N % 4 == 0) {
+      CUTLASS_PRAGMA_UNROLL
+      for (int g = 0; g < N; g += 4) {
+        CUTLASS_PRAGMA_UNROLL
+        for (int i = 0; i < 4; ++i) {  // rank of element i in its group; keep if fewer than 2 beat it
+          int beaten = 0;
+          CUTLASS_PRAGMA_UNROLL
+          for (int j = 0; j < 4; ++j) beaten += (y[g + j] > y[g + i]) || (y[g + j] == y[g + i] && j < i);
+          if (beaten >= 2) y[g + i] = T(0);
+        }
+      }
+    }
+    return y;
+  }
+};
+
 template <class Tile, class Cluster, class MainSchedule, class EpiSchedule, class Fusion>
 struct Variant {
   using Epilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
@@ -112,6 +139,9 @@ using Act = cutlass::epilogue::fusion::LinCombEltAct<Relu2, BF16, float>;
 using Relu2Tree = cutlass::epilogue::fusion::Sm90EVT<
     cutlass::epilogue::fusion::Sm90Compute<Relu2, BF16, float, cutlass::FloatRoundStyle::round_to_nearest>,
     cutlass::epilogue::fusion::Sm90AccFetch>;
+using Top24Tree = cutlass::epilogue::fusion::Sm90EVT<
+    cutlass::epilogue::fusion::Sm90Compute<Relu2Top24, BF16, float, cutlass::FloatRoundStyle::round_to_nearest>,
+    cutlass::epilogue::fusion::Sm90AccFetch>;
 
 int main(int argc, char** argv) {
   int m = argc > 3 ? std::atoi(argv[1]) : 16384, n = argc > 3 ? std::atoi(argv[2]) : 8192,
@@ -142,6 +172,29 @@ int main(int argc, char** argv) {
   std::vector<BF16> h0(size_t(m) * n), h1(size_t(m) * n);
   CHECK_CUDA(cudaMemcpy(h0.data(), d0, h0.size() * 2, cudaMemcpyDeviceToHost));
   CHECK_CUDA(cudaMemcpy(h1.data(), d1, h1.size() * 2, cudaMemcpyDeviceToHost));
+  BF16* d2;
+  CHECK_CUDA(cudaMalloc(&d2, size_t(m) * n * 2));
+  run<Variant<Shape<_128, _128, _64>, Shape<_2, _1, _1>, Ping, PingEpi, Top24Tree>>("pingpong 128x128x64 c2x1 relu^2+top2of4", m, n, k, a, b, d2, flop);
+  int frag = 0;
+  CHECK_CUDA(cudaMemcpyFromSymbol(&frag, g_frag_size, sizeof(int)));
+  std::vector<BF16> h2(size_t(m) * n);
+  CHECK_CUDA(cudaMemcpy(h2.data(), d2, h2.size() * 2, cudaMemcpyDeviceToHost));
+  long groups = 0, groups_ok = 0;
+  for (int i = 0; i < m; i += m / 7) {
+    for (int j = 0; j < n; j += 4) {
+      float v[4], ref[4]; bool ok = true;
+      for (int q = 0; q < 4; ++q) { float x = float(h1[size_t(i) * n + j + q]); v[q] = x; }  // relu^2 (tree, bf16)
+      for (int q = 0; q < 4; ++q) {
+        int beaten = 0;
+        for (int r = 0; r < 4; ++r) beaten += (v[r] > v[q]) || (v[r] == v[q] && r < q);
+        ref[q] = beaten >= 2 ? 0.f : v[q];
+        ok = ok && (float(h2[size_t(i) * n + j + q]) == ref[q]);
+      }
+      groups += 1; groups_ok += ok;
+    }
+  }
+  std::printf("top2of4 in the epilogue: fragment length %d, groups of 4 columns matching the host rule %ld / %ld\n",
+              frag, groups_ok, groups);
   double err_ref = 0, norm_ref = 0, err_act = 0, norm_act = 0;
   for (int i = 0; i < m; i += m / 7) {
     for (int j = 0; j < n; ++j) {
