@@ -45,16 +45,12 @@ struct Relu2<cutlass::Array<T, N>> {
 
 // relu(x)^2, then the 2 largest of every 4 consecutive fragment elements kept (ties: the lower index).
 // Correct only if each fragment holds whole groups of 4 consecutive columns: the host check says
-// whether the epilogue's register layout does (measured: it does not). g_frag_size was meant to
-// record the fragment length, but thread 0 of block 0 is a producer in these kernels and never
-// runs the epilogue, so it stays 0.
-__device__ int g_frag_size = 0;
+// whether the epilogue's register layout does (measured: it does not).
 template <class T>
 struct Relu2Top24 : Relu2<T> {};
 template <class T, int N>
 struct Relu2Top24<cutlass::Array<T, N>> {
   CUTLASS_DEVICE cutlass::Array<T, N> operator()(cutlass::Array<T, N> const& x) const {
-    if (threadIdx.x == 0 && blockIdx.x == 0 && blockIdx.y == 0) g_frag_size = N;
     cutlass::Array<T, N> y = Relu2<cutlass::Array<T, N>>{}(x);
     if constexpr (N % 4 == 0) {
       CUTLASS_PRAGMA_UNROLL
@@ -65,6 +61,36 @@ struct Relu2Top24<cutlass::Array<T, N>> {
           CUTLASS_PRAGMA_UNROLL
           for (int j = 0; j < 4; ++j) beaten += (y[g + j] > y[g + i]) || (y[g + j] == y[g + i] && j < i);
           if (beaten >= 2) y[g + i] = T(0);
+        }
+      }
+    }
+    return y;
+  }
+};
+
+// The same selection assuming the wgmma accumulator layout: a thread holds pairs of adjacent
+// columns and lane ^ 1 holds the other pair of each group of 4 (even lane: the first pair).
+template <class T>
+struct Relu2Top24Shfl : Relu2<T> {};
+template <class T, int N>
+struct Relu2Top24Shfl<cutlass::Array<T, N>> {
+  CUTLASS_DEVICE cutlass::Array<T, N> operator()(cutlass::Array<T, N> const& x) const {
+    cutlass::Array<T, N> y = Relu2<cutlass::Array<T, N>>{}(x);
+    if constexpr (N % 2 == 0) {
+      int const base = (threadIdx.x & 1) ? 2 : 0;
+      CUTLASS_PRAGMA_UNROLL
+      for (int p = 0; p < N; p += 2) {
+        T mine[2] = {y[p], y[p + 1]};
+        T theirs[2] = {__shfl_xor_sync(0xffffffffu, mine[0], 1), __shfl_xor_sync(0xffffffffu, mine[1], 1)};
+        T g[4] = {base ? theirs[0] : mine[0], base ? theirs[1] : mine[1],
+                  base ? mine[0] : theirs[0], base ? mine[1] : theirs[1]};
+        CUTLASS_PRAGMA_UNROLL
+        for (int i = 0; i < 2; ++i) {
+          int const q = base + i;
+          int beaten = 0;
+          CUTLASS_PRAGMA_UNROLL
+          for (int j = 0; j < 4; ++j) beaten += (g[j] > g[q]) || (g[j] == g[q] && j < q);
+          if (beaten >= 2) y[p + i] = T(0);
         }
       }
     }
@@ -141,6 +167,9 @@ using Act = cutlass::epilogue::fusion::LinCombEltAct<Relu2, BF16, float>;
 using Relu2Tree = cutlass::epilogue::fusion::Sm90EVT<
     cutlass::epilogue::fusion::Sm90Compute<Relu2, BF16, float, cutlass::FloatRoundStyle::round_to_nearest>,
     cutlass::epilogue::fusion::Sm90AccFetch>;
+using Top24ShflTree = cutlass::epilogue::fusion::Sm90EVT<
+    cutlass::epilogue::fusion::Sm90Compute<Relu2Top24Shfl, BF16, float, cutlass::FloatRoundStyle::round_to_nearest>,
+    cutlass::epilogue::fusion::Sm90AccFetch>;
 using Top24Tree = cutlass::epilogue::fusion::Sm90EVT<
     cutlass::epilogue::fusion::Sm90Compute<Relu2Top24, BF16, float, cutlass::FloatRoundStyle::round_to_nearest>,
     cutlass::epilogue::fusion::Sm90AccFetch>;
@@ -177,26 +206,27 @@ int main(int argc, char** argv) {
   BF16* d2;
   CHECK_CUDA(cudaMalloc(&d2, size_t(m) * n * 2));
   run<Variant<Shape<_128, _128, _64>, Shape<_2, _1, _1>, Ping, PingEpi, Top24Tree>>("pingpong 128x128x64 c2x1 relu^2+top2of4", m, n, k, a, b, d2, flop);
-  int frag = 0;
-  CHECK_CUDA(cudaMemcpyFromSymbol(&frag, g_frag_size, sizeof(int)));
-  std::vector<BF16> h2(size_t(m) * n);
-  CHECK_CUDA(cudaMemcpy(h2.data(), d2, h2.size() * 2, cudaMemcpyDeviceToHost));
-  long groups = 0, groups_ok = 0;
-  for (int i = 0; i < m; i += m / 7) {
-    for (int j = 0; j < n; j += 4) {
-      float v[4], ref[4]; bool ok = true;
-      for (int q = 0; q < 4; ++q) { float x = float(h1[size_t(i) * n + j + q]); v[q] = x; }  // relu^2 (tree, bf16)
-      for (int q = 0; q < 4; ++q) {
-        int beaten = 0;
-        for (int r = 0; r < 4; ++r) beaten += (v[r] > v[q]) || (v[r] == v[q] && r < q);
-        ref[q] = beaten >= 2 ? 0.f : v[q];
-        ok = ok && (float(h2[size_t(i) * n + j + q]) == ref[q]);
+  auto check_top24 = [&](BF16* dev, const char* what) {
+    std::vector<BF16> h2(size_t(m) * n);
+    CHECK_CUDA(cudaMemcpy(h2.data(), dev, h2.size() * 2, cudaMemcpyDeviceToHost));
+    long groups = 0, groups_ok = 0;
+    for (int i = 0; i < m; i += m / 7) {
+      for (int j = 0; j < n; j += 4) {
+        float v[4]; bool ok = true;
+        for (int q = 0; q < 4; ++q) v[q] = float(h1[size_t(i) * n + j + q]);  // relu^2 (tree, bf16)
+        for (int q = 0; q < 4; ++q) {
+          int beaten = 0;
+          for (int r = 0; r < 4; ++r) beaten += (v[r] > v[q]) || (v[r] == v[q] && r < q);
+          ok = ok && (float(h2[size_t(i) * n + j + q]) == (beaten >= 2 ? 0.f : v[q]));
+        }
+        groups += 1; groups_ok += ok;
       }
-      groups += 1; groups_ok += ok;
     }
-  }
-  std::printf("top2of4 in the epilogue: fragment length %d, groups of 4 columns matching the host rule %ld / %ld\n",
-              frag, groups_ok, groups);
+    std::printf("%s: groups of 4 columns matching the host rule %ld / %ld\n", what, groups_ok, groups);
+  };
+  check_top24(d2, "top2of4 on the fragment");
+  run<Variant<Shape<_128, _128, _64>, Shape<_2, _1, _1>, Ping, PingEpi, Top24ShflTree>>("pingpong 128x128x64 c2x1 relu^2+top2of4 shfl", m, n, k, a, b, d2, flop);
+  check_top24(d2, "top2of4 with lane ^ 1 shuffle");
   double err_ref = 0, norm_ref = 0, err_act = 0, norm_act = 0;
   for (int i = 0; i < m; i += m / 7) {
     for (int j = 0; j < n; ++j) {

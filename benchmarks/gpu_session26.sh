@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU call (sessions 26-29): the CUTLASS probe (benchmarks/cutlass_probe.cu, built on the CPU machine with nvcc 13.0,
+# GPU call (sessions 26-30): the CUTLASS probe (benchmarks/cutlass_probe.cu, built on the CPU machine with nvcc 13.0,
 # carried in .probe/) beside torch's cuBLAS product at the same shape and layout.
 export PYTHONUNBUFFERED=1
 timeout 120 ./.probe/cutlass_probe 2>&1 | tee $OUT/probe.log
