@@ -1,8 +1,10 @@
-"""Input generators shared by the kernel tests (CPU tensors)."""
+"""Input generators shared by the kernel tests (CPU tensors), and the checks the GEMM tests share."""
 from __future__ import annotations
 
 import torch
 from hypothesis import strategies as st
+
+from elas_compile.kernels import cslt_layout as L
 
 DTYPES = [torch.bfloat16, torch.float16]
 
@@ -47,3 +49,32 @@ def gemm_operands(m: int, k: int, n: int, dtype, seed: int, device: str = "cpu")
 def rel_err(x: torch.Tensor, ref: torch.Tensor) -> float:
     """||x - ref|| / ||ref|| in float64."""
     return ((x.double() - ref.double()).norm() / ref.double().norm()).item()
+
+
+def assert_up_gemm(packed: torch.Tensor, y: torch.Tensor, a: torch.Tensor, b: torch.Tensor, note=None) -> None:
+    """An up GEMM's outputs: y = a @ b^T within 4e-3 of the float64 product, and ``packed`` the
+    reference relu² + 2:4 compression of that y, bit for bit."""
+    assert rel_err(y, a.double() @ b.double().t()) < 4e-3, note
+    assert torch.equal(bits(packed), bits(L.relu2_sparsify24_compress_reference(y))), note
+
+
+def grad_reference(g: torch.Tensor, w: torch.Tensor, packed: torch.Tensor, y, mode: str) -> torch.Tensor:
+    """dy of the dS = g @ w^T GEMM by the reference backward rule (``y``: the pre-activation, ste)."""
+    return L.relu2_sparsify24_backward_reference(g @ w.t(), packed, y, mode, g.shape[0], w.shape[0])
+
+
+def assert_up_epilogue(packed: torch.Tensor, y: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
+    """Interpreter runs: y = a @ b^T with one rounding, and ``packed`` the reference compression
+    of that y, bit for bit."""
+    ref_y = a.double() @ b.double().t()
+    assert ((y.double() - ref_y).abs() <= 2 * 2.0**-8 * ref_y.abs() + 1e-3).all()  # one rounding
+    assert torch.equal(bits(packed), bits(L.relu2_sparsify24_compress_reference(y)))
+
+
+def assert_grad_epilogue(d: torch.Tensor, g: torch.Tensor, w: torch.Tensor, packed: torch.Tensor, y, mode: str) -> None:
+    """Interpreter runs: dy from dS = g @ w (w: k x n) as the reference backward gives it on the
+    rounded product (the kernel's product may round differently in a few places)."""
+    ds = (g.float() @ w.float()).to(g.dtype)
+    ref = L.relu2_sparsify24_backward_reference(ds, packed, y, mode, g.shape[0], w.shape[1])
+    assert (d == ref).float().mean() > 0.99
+    torch.testing.assert_close(d.float(), ref.float(), rtol=2e-2, atol=1e-4)
