@@ -43,6 +43,16 @@ struct Relu2<cutlass::Array<T, N>> {
   }
 };
 
+// The 2:4 rule, on the device and in the host check: element q of group g (4 values) is pruned
+// when at least 2 others beat it (larger, or equal at a lower index).
+template <class T>
+CUTLASS_HOST_DEVICE bool pruned24(T const* g, int q) {
+  int beaten = 0;
+  CUTLASS_PRAGMA_UNROLL
+  for (int j = 0; j < 4; ++j) beaten += (g[j] > g[q]) || (g[j] == g[q] && j < q);
+  return beaten >= 2;
+}
+
 // relu(x)^2, then the 2 largest of every 4 consecutive fragment elements kept (ties: the lower index).
 // Correct only if each fragment holds whole groups of 4 consecutive columns: the host check says
 // whether the epilogue's register layout does (measured: it does not).
@@ -55,12 +65,10 @@ struct Relu2Top24<cutlass::Array<T, N>> {
     if constexpr (N % 4 == 0) {
       CUTLASS_PRAGMA_UNROLL
       for (int g = 0; g < N; g += 4) {
+        T grp[4] = {y[g], y[g + 1], y[g + 2], y[g + 3]};
         CUTLASS_PRAGMA_UNROLL
-        for (int i = 0; i < 4; ++i) {  // rank of element i in its group; keep if fewer than 2 beat it
-          int beaten = 0;
-          CUTLASS_PRAGMA_UNROLL
-          for (int j = 0; j < 4; ++j) beaten += (y[g + j] > y[g + i]) || (y[g + j] == y[g + i] && j < i);
-          if (beaten >= 2) y[g + i] = T(0);
+        for (int i = 0; i < 4; ++i) {
+          if (pruned24(grp, i)) y[g + i] = T(0);
         }
       }
     }
@@ -86,11 +94,7 @@ struct Relu2Top24Shfl<cutlass::Array<T, N>> {
                   base ? mine[0] : theirs[0], base ? mine[1] : theirs[1]};
         CUTLASS_PRAGMA_UNROLL
         for (int i = 0; i < 2; ++i) {
-          int const q = base + i;
-          int beaten = 0;
-          CUTLASS_PRAGMA_UNROLL
-          for (int j = 0; j < 4; ++j) beaten += (g[j] > g[q]) || (g[j] == g[q] && j < q);
-          if (beaten >= 2) y[p + i] = T(0);
+          if (pruned24(g, base + i)) y[p + i] = T(0);
         }
       }
     }
@@ -214,11 +218,7 @@ int main(int argc, char** argv) {
       for (int j = 0; j < n; j += 4) {
         float v[4]; bool ok = true;
         for (int q = 0; q < 4; ++q) v[q] = float(h1[size_t(i) * n + j + q]);  // relu^2 (tree, bf16)
-        for (int q = 0; q < 4; ++q) {
-          int beaten = 0;
-          for (int r = 0; r < 4; ++r) beaten += (v[r] > v[q]) || (v[r] == v[q] && r < q);
-          ok = ok && (float(h2[size_t(i) * n + j + q]) == (beaten >= 2 ? 0.f : v[q]));
-        }
+        for (int q = 0; q < 4; ++q) ok = ok && (float(h2[size_t(i) * n + j + q]) == (pruned24(v, q) ? 0.f : v[q]));
         groups += 1; groups_ok += ok;
       }
     }
