@@ -1,0 +1,65 @@
+"""Benchmark of the CUTLASS up-projection kernel (relu² + 2:4 + compressed store in the epilogue).
+
+For each M x N x K (bf16, y = h @ U^T at the ELAS FFN's up projection), median ms per call under a
+CUDA graph (no host cost) of
+  cublas      h @ U^T alone (what the dense low-rank FFN starts with)
+  split       h @ U^T (cuBLAS) then the Triton relu² + 2:4 + compress kernel (the default path)
+  cutlass     the CUTLASS GEMM with the 2:4 epilogue (kernels/cutlass/up_relu2_sparse24.cu)
+and the speed-up of cutlass over split.
+
+    python benchmarks/bench_cutlass.py [--csv PATH] [--shapes 16384x8192x512,...]
+
+Needs an sm_90 GPU and the library (python -m elas_compile.kernels.cutlass_build, or ELAS_CUTLASS_LIB).
+Prints a table last and writes a CSV (default benchmarks/results/bench_cutlass.csv).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import torch
+
+try:  # installed (python3 -m pip install -e .), else run from a checkout
+    import elas_compile.kernels  # noqa: F401
+except ImportError:
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from elas_compile.kernels import cutlass_ext as C
+from elas_compile.kernels import triton_ops  # noqa: F401  (registers elas::relu2_sparsify24_compress)
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import device_meta, graph_ms, write_csv  # noqa: E402
+
+DEFAULT_SHAPES = [(16384, 8192, 512), (16384, 4096, 256), (16384, 11008, 512)]
+
+
+def run_shape(m: int, n: int, k: int) -> dict:
+    h = torch.randn(m, k, device="cuda").bfloat16()
+    w = (torch.randn(n, k, device="cuda") / k**0.5).bfloat16()
+    row = {"m": m, "n": n, "k": k}
+    row["cublas"] = graph_ms(lambda: h @ w.t())
+    row["split"] = graph_ms(lambda: torch.ops.elas.relu2_sparsify24_compress(h @ w.t()))
+    row["cutlass"] = graph_ms(lambda: torch.ops.elas.cutlass_up_relu2_sparse24(h, w))
+    row["speedup"] = row["split"] / row["cutlass"]
+    row["tflops_cutlass"] = 2 * m * n * k / row["cutlass"] / 1e9
+    return row
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--csv", default="benchmarks/results/bench_cutlass.csv")
+    p.add_argument("--shapes", default=",".join("x".join(map(str, s)) for s in DEFAULT_SHAPES))
+    args = p.parse_args(argv)
+    reason = C.unavailable_reason("cuda")
+    if reason:
+        raise SystemExit(f"bench_cutlass: {reason}")
+    rows = [run_shape(*map(int, s.split("x"))) for s in args.shapes.split(",")]
+    write_csv(args.csv, rows, device_meta())
+    print(f"{'M x N x K':>20} {'cublas':>8} {'split':>8} {'cutlass':>8} {'speedup':>8} {'TFLOP/s':>8}")
+    for r in rows:
+        print(f"{r['m']}x{r['n']}x{r['k']:>6} {r['cublas']:8.4f} {r['split']:8.4f} {r['cutlass']:8.4f} "
+              f"{r['speedup']:8.2f} {r['tflops_cutlass']:8.0f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,213 @@
+// elas::up_relu2_sparse24 on Hopper: packed = compress24(relu(h @ U^T) ** 2) from one CUTLASS 3 GEMM.
+//
+// h: M x K row-major, U: N x K row-major (the up projection's U factor), bf16. The GEMM is a
+// TMA warp-specialized ping-pong kernel (128 x 128 x 64 tiles, cluster 2 x 1: the fastest in
+// benchmarks/cutlass_probe.cu, on par with cuBLAS at 16384 x 8192 x 512). Its epilogue never
+// writes y: the visitor node Relu2Sparse24Store squares the accumulators, keeps the 2 largest of
+// every 4 consecutive columns (ties: the lower column) and stores the kept values and their
+// metadata straight into the cuSPARSELt operand layout of kernels/cslt_layout.py:
+//   values   packed[0 : M*N/2]           row-major M x N/2, the two kept values of each group
+//   metadata packed[M*N/2 : M*N*9/16]    16-bit words, tiles of 64 rows x 32 columns; the word
+//            of (row r, group g), r % 16 < 8, g % 8 < 4, holds the nibbles of (r, g), (r+8, g),
+//            (r, g+4), (r+8, g+4) and sits at tile*128 + (g&3) + 4*(r&7) + 32*((r>>4)&3).
+//
+// The epilogue subtile is 64 x 32 (EpilogueTileAuto for this schedule), exactly one metadata
+// tile. In the wgmma accumulator layout lane t of warp w holds rows 16w + t/4 (slot 2j) and
+// +8 (slot 2j+1), columns 8j + 2(t%4) and +1 (j = 0..3): lanes t and t^1 hold the two column
+// pairs of a group. The even lane finishes row r, the odd lane row r+8 (one shuffle each), so
+// every group is ranked once; two more shuffles give each thread 16 contiguous bytes of values
+// and one 16-bit metadata word to store. With `check` set, the kernel also verifies these
+// coordinates against the epilogue's own coordinate tensor and raises *err otherwise.
+//
+// Built by elas_compile.kernels.cutlass_build into a shared library with a C entry point
+// (loaded with ctypes: no torch headers, so one build serves any torch version).
+#include <cstdint>
+#include <cuda_runtime.h>
+
+#include "cutlass/cutlass.h"
+#include "cute/tensor.hpp"
+#include "cutlass/numeric_types.h"
+#include "cutlass/gemm/device/gemm_universal_adapter.h"
+#include "cutlass/gemm/kernel/gemm_universal.hpp"
+#include "cutlass/gemm/collective/collective_builder.hpp"
+#include "cutlass/epilogue/collective/collective_builder.hpp"
+#include "cutlass/epilogue/fusion/sm90_callbacks_tma_warpspecialized.hpp"
+#include "cutlass/util/packed_stride.hpp"
+
+#include "sparse24_select.cuh"
+
+using namespace cute;
+using BF16 = cutlass::bfloat16_t;
+
+namespace elas {
+
+struct Relu2Sparse24Store {
+  using ElementAux = BF16;  // what the collective epilogue calls D's element when D is void
+  struct SharedStorage {};
+  struct Arguments {
+    uint32_t* values = nullptr;  // M x N/4 words (two bf16 each)
+    uint16_t* meta = nullptr;
+    int* err = nullptr;
+    int check = 0;
+  };
+  using Params = Arguments;
+
+  template <class ProblemShape>
+  static constexpr Params to_underlying_arguments(ProblemShape const&, Arguments const& args, void*) { return args; }
+  template <class ProblemShape>
+  static bool can_implement(ProblemShape const& shape, Arguments const&) {
+    auto [M, N, K, L] = append<4>(shape, 1);
+    return M % 64 == 0 && N % 64 == 0 && L == 1;
+  }
+  template <class ProblemShape>
+  static size_t get_workspace_size(ProblemShape const&, Arguments const&) { return 0; }
+  template <class ProblemShape>
+  static cutlass::Status initialize_workspace(ProblemShape const&, Arguments const&, void*, cudaStream_t,
+                                              cutlass::CudaHostAdapter* = nullptr) {
+    return cutlass::Status::kSuccess;
+  }
+
+  CUTLASS_HOST_DEVICE Relu2Sparse24Store() {}
+  CUTLASS_HOST_DEVICE Relu2Sparse24Store(Params const& params, SharedStorage const&) : params_ptr(&params) {}
+  Params const* params_ptr = nullptr;
+
+  CUTLASS_DEVICE bool is_producer_load_needed() const { return false; }
+  CUTLASS_DEVICE bool is_C_load_needed() const { return false; }
+  template <class... Args>
+  CUTLASS_DEVICE auto get_producer_load_callbacks(cutlass::epilogue::fusion::ProducerLoadArgs<Args...> const&) {
+    return cutlass::epilogue::fusion::EmptyProducerLoadCallbacks{};
+  }
+
+  template <class RTensor, class CTensor>
+  struct ConsumerStoreCallbacks : cutlass::epilogue::fusion::EmptyConsumerStoreCallbacks {
+    CUTLASS_DEVICE ConsumerStoreCallbacks(RTensor&& r, CTensor&& c, int m, int n, Params const* p)
+        : tC_rS(cute::forward<RTensor>(r)), tC_cS(cute::forward<CTensor>(c)), M(m), N(n), params(p) {}
+    RTensor tC_rS;  // relu² of this subtile, bf16 (CPY, CPY_M, CPY_N)
+    CTensor tC_cS;  // (m, n) of each element (CPY, CPY_M, CPY_N, EPI_M, EPI_N)
+    int M, N;
+    Params const* params;
+
+    template <typename ElementAccumulator, typename ElementInput, int FragmentSize>
+    CUTLASS_DEVICE auto visit(cutlass::Array<ElementAccumulator, FragmentSize> const& frg_acc, int epi_v, int, int,
+                              cutlass::Array<ElementInput, FragmentSize> const& frg_input) {
+      cutlass::Array<BF16, FragmentSize> sq;
+      CUTLASS_PRAGMA_UNROLL
+      for (int i = 0; i < FragmentSize; ++i) {
+        float x = float(frg_input[i]) > 0.f ? float(frg_input[i]) : 0.f;
+        sq[i] = BF16(x * x);
+      }
+      Tensor frg = recast<cutlass::Array<BF16, FragmentSize>>(coalesce(tC_rS));
+      frg(epi_v) = sq;
+      return frg_input;
+    }
+
+    CUTLASS_DEVICE void end_loop(int epi_m, int epi_n) {
+      Tensor words = recast<uint32_t>(coalesce(tC_rS));  // slot s: column pair of (row r + 8(s&1), block s>>1)
+      static_assert(decltype(size(words))::value == 8, "expects a 64 x 32 epilogue subtile per warpgroup");
+      Tensor crd = coalesce(tC_cS(_, _, _, epi_m, epi_n));
+      int const lane = threadIdx.x & 31;
+      bool const odd = lane & 1;
+      if (params->check) {
+        int m0 = get<0>(crd(0)), n0 = get<1>(crd(0));
+        bool ok = (m0 % 64) == 16 * ((threadIdx.x >> 5) & 3) + (lane >> 2) && (n0 % 32) == 2 * (lane & 3);
+        CUTLASS_PRAGMA_UNROLL
+        for (int s = 0; s < 8; ++s) {
+          ok = ok && get<0>(crd(2 * s)) == m0 + 8 * (s & 1) && get<1>(crd(2 * s)) == n0 + 8 * (s >> 1) &&
+               get<0>(crd(2 * s + 1)) == m0 + 8 * (s & 1) && get<1>(crd(2 * s + 1)) == n0 + 8 * (s >> 1) + 1;
+        }
+        if (!ok) atomicOr(params->err, 1);
+      }
+      // rank each group of the owned row once: even lane row r, odd lane row r + 8
+      uint32_t kept[4];
+      uint32_t part_a = 0, part_b = 0;  // metadata: word (g & 3) = h (a) and h + 2 (b)
+      CUTLASS_PRAGMA_UNROLL
+      for (int j = 0; j < 4; ++j) {
+        uint32_t mine = odd ? words(2 * j + 1) : words(2 * j);
+        uint32_t give = odd ? words(2 * j) : words(2 * j + 1);
+        uint32_t got = __shfl_xor_sync(0xffffffffu, give, 1);
+        uint32_t nib;
+        kept[j] = select24(odd ? got : mine, odd ? mine : got, nib);
+        uint32_t shift = (odd ? 4u : 0u) + (j >= 2 ? 8u : 0u);
+        if (j & 1) part_b |= nib << shift; else part_a |= nib << shift;
+      }
+      uint32_t other = __shfl_xor_sync(0xffffffffu, odd ? part_a : part_b, 1);
+      uint32_t word = (odd ? part_b : part_a) | other;
+      // values: lanes t%4 in {0,2} (and {1,3}) hold groups h, h+2, h+4, h+6 of one row; swap so that
+      // the h = 0 lane has groups 0..3 and the h = 1 lane groups 4..7 (16 contiguous bytes each)
+      bool const high = lane & 2;
+      uint32_t s0 = __shfl_xor_sync(0xffffffffu, high ? kept[0] : kept[2], 2);
+      uint32_t s1 = __shfl_xor_sync(0xffffffffu, high ? kept[1] : kept[3], 2);
+      uint4 out = high ? make_uint4(s0, kept[2], s1, kept[3]) : make_uint4(kept[0], s0, kept[1], s1);
+      int const m_row = get<0>(crd(0)) + (odd ? 8 : 0);  // the owned row
+      int const n_tile = get<1>(crd(0)) & ~31;
+      if (m_row < M && n_tile < N) {
+        size_t vidx = size_t(m_row) * (N / 4) + (n_tile / 4) + (high ? 4 : 0);  // in 32-bit words
+        *reinterpret_cast<uint4*>(params->values + vidx) = out;
+        int const r = m_row & ~8, g = ((lane >> 1) & 1) + (odd ? 2 : 0);
+        size_t tile = size_t(r / 64) * (N / 32) + n_tile / 32;
+        params->meta[tile * 128 + g + 4 * (r & 7) + 32 * ((r >> 4) & 3)] = uint16_t(word);
+      }
+    }
+  };
+
+  template <bool ReferenceSrc, class... Args>
+  CUTLASS_DEVICE auto get_consumer_store_callbacks(cutlass::epilogue::fusion::ConsumerStoreArgs<Args...> const& args) {
+    auto [M, N, K, L] = args.problem_shape_mnkl;
+    Tensor coords = make_identity_tensor(make_shape(M, N, L));
+    Tensor tC_cS = cutlass::epilogue::fusion::sm90_partition_for_epilogue<ReferenceSrc>(
+        coords, args.tile_shape_mnk, args.tile_coord_mnkl, args.epi_tile, args.tiled_copy, args.thread_idx);
+    Tensor tC_rS = make_tensor<BF16>(take<0, 3>(shape(tC_cS)));
+    return ConsumerStoreCallbacks<decltype(tC_rS), decltype(tC_cS)>(
+        cute::move(tC_rS), cute::move(tC_cS), int(M), int(N), params_ptr);
+  }
+};
+
+using Tree = cutlass::epilogue::fusion::Sm90EVT<Relu2Sparse24Store, cutlass::epilogue::fusion::Sm90AccFetch>;
+using Tile = Shape<_128, _128, _64>;
+using Cluster = Shape<_2, _1, _1>;
+using Epilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
+    cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, Tile, Cluster,
+    cutlass::epilogue::collective::EpilogueTileAuto, float, float,
+    void, cutlass::layout::RowMajor, 8, void, cutlass::layout::RowMajor, 8,
+    cutlass::epilogue::TmaWarpSpecialized, Tree>::CollectiveOp;
+using Mainloop = typename cutlass::gemm::collective::CollectiveBuilder<
+    cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp,
+    BF16, cutlass::layout::RowMajor, 8, BF16, cutlass::layout::ColumnMajor, 8, float, Tile, Cluster,
+    cutlass::gemm::collective::StageCountAutoCarveout<static_cast<int>(sizeof(typename Epilogue::SharedStorage))>,
+    cutlass::gemm::KernelTmaWarpSpecializedPingpong>::CollectiveOp;
+using Kernel = cutlass::gemm::kernel::GemmUniversal<Shape<int, int, int, int>, Mainloop, Epilogue>;
+using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
+
+}  // namespace elas
+
+extern "C" {
+
+// 1: the entry points below take these arguments (bumped on any change)
+int elas_cutlass_abi() { return 1; }
+
+// packed must hold M*N*9/16 bf16 elements; err one int on the device (only written when check).
+// Returns 0, or 1 (shape not supported), 2 (initialize failed), 3 (launch failed).
+int elas_up_relu2_sparse24(const void* h, const void* u, void* packed, int M, int N, int K,
+                           int* err, int check, int sm_count, void* stream) {
+  using namespace elas;
+  using K_ = Gemm::GemmKernel;
+  auto sa = cutlass::make_cute_packed_stride(typename K_::StrideA{}, make_shape(M, K, 1));
+  auto sb = cutlass::make_cute_packed_stride(typename K_::StrideB{}, make_shape(N, K, 1));
+  auto sc = cutlass::make_cute_packed_stride(typename K_::StrideC{}, make_shape(M, N, 1));
+  auto sd = cutlass::make_cute_packed_stride(typename K_::StrideD{}, make_shape(M, N, 1));
+  Relu2Sparse24Store::Arguments store{reinterpret_cast<uint32_t*>(packed),
+                                      reinterpret_cast<uint16_t*>(packed) + size_t(M) * N / 2, err, check};
+  cutlass::KernelHardwareInfo hw{0, sm_count};
+  Gemm::Arguments args{cutlass::gemm::GemmUniversalMode::kGemm, {M, N, K, 1},
+                       {static_cast<const BF16*>(h), sa, static_cast<const BF16*>(u), sb},
+                       {{{}, store}, nullptr, sc, nullptr, sd}, hw};
+  if (M % 64 || N % 64 || K % 8 || Gemm::can_implement(args) != cutlass::Status::kSuccess) return 1;
+  if (Gemm::get_workspace_size(args) != 0) return 1;
+  Gemm gemm;
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  if (gemm.initialize(args, nullptr, s) != cutlass::Status::kSuccess) return 2;
+  if (gemm.run(s) != cutlass::Status::kSuccess) return 3;
+  return cudaPeekAtLastError() == cudaSuccess ? 0 : 3;
+}
+
+}  // extern "C"

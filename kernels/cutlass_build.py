@@ -1,0 +1,85 @@
+"""Build the optional CUTLASS kernels (``kernels/cutlass/*.cu``) into one shared library.
+
+    python -m elas_compile.kernels.cutlass_build --cutlass /path/to/cutlass [--out FILE]
+
+Needs nvcc (CUDA >= 12.3, for sm_90a) and the CUTLASS 3/4 headers (a checkout of
+github.com/NVIDIA/cutlass: ``include/`` and ``tools/util/include/``; ``--cutlass`` or the
+``CUTLASS_PATH`` environment variable). The library has a C entry point and no torch headers,
+so one build serves every torch version; it links the CUDA runtime statically. Without ``--out``
+it lands in the cache where :mod:`elas_compile.kernels.cutlass_ext` looks for it, under a name
+that carries a hash of the sources (edited sources are never served by a stale build).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+SOURCE_DIR = Path(__file__).resolve().parent / "cutlass"
+SOURCES = ("up_relu2_sparse24.cu",)
+
+
+def source_hash() -> str:
+    h = hashlib.sha256()
+    for path in sorted(SOURCE_DIR.iterdir()):
+        if path.suffix in (".cu", ".cuh"):
+            h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(root) / "elas_compile"
+
+
+def default_library_path() -> Path:
+    return cache_dir() / f"libelas_cutlass-{source_hash()}.so"
+
+
+def nvcc_command(cutlass: Path, out: Path, nvcc: str = "nvcc") -> list[str]:
+    return [nvcc, "-std=c++20", "-O3", "-DNDEBUG", "--expt-relaxed-constexpr",
+            "-diag-suppress", "20012,2908", "-gencode=arch=compute_90a,code=sm_90a",
+            "-Xcompiler", "-fPIC", "-shared",
+            f"-I{cutlass / 'include'}", f"-I{cutlass / 'tools' / 'util' / 'include'}", f"-I{SOURCE_DIR}",
+            *[str(SOURCE_DIR / s) for s in SOURCES], "-o", str(out)]
+
+
+def build(cutlass: str | os.PathLike | None = None, out: str | os.PathLike | None = None) -> Path:
+    """Compile the library; returns its path. Raises RuntimeError naming what is missing."""
+    root = Path(cutlass or os.environ.get("CUTLASS_PATH", ""))
+    if not str(root) or not (root / "include" / "cutlass" / "cutlass.h").is_file():
+        raise RuntimeError("CUTLASS headers not found: pass --cutlass DIR (a checkout of "
+                           "github.com/NVIDIA/cutlass) or set CUTLASS_PATH")
+    nvcc = shutil.which("nvcc")
+    if nvcc is None:
+        raise RuntimeError("nvcc not found on PATH: install the CUDA toolkit (>= 12.3) to build the CUTLASS kernels")
+    target = Path(out) if out else default_library_path()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp.so")
+    result = subprocess.run(nvcc_command(root, tmp, nvcc), capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError("nvcc failed:\n" + result.stderr[-4000:])
+    tmp.replace(target)
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m elas_compile.kernels.cutlass_build", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cutlass", help="CUTLASS checkout (default: $CUTLASS_PATH)")
+    parser.add_argument("--out", help=f"library path (default: {default_library_path()})")
+    args = parser.parse_args(argv)
+    try:
+        path = build(args.cutlass, args.out)
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
