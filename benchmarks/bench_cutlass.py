@@ -1,11 +1,16 @@
-"""Benchmark of the CUTLASS up-projection kernel (relu² + 2:4 + compressed store in the epilogue).
+"""Benchmark of the CUTLASS kernels with the ELAS 2:4 work in the GEMM epilogue.
 
 For each M x N x K (bf16, y = h @ U^T at the ELAS FFN's up projection), median ms per call under a
 CUDA graph (no host cost) of
   cublas      h @ U^T alone (what the dense low-rank FFN starts with)
   split       h @ U^T (cuBLAS) then the Triton relu² + 2:4 + compress kernel (the default path)
   cutlass     the CUTLASS GEMM with the 2:4 epilogue (kernels/cutlass/up_relu2_sparse24.cu)
-and the speed-up of cutlass over split.
+  cutlass_v2  its variant with 4-byte value stores; cutlass_v3 a diagnostic variant without the
+              pair exchange (wrong results: what the rest of the epilogue costs)
+and the speed-up of cutlass over split; for the backward (dS = g @ W, K x N = the transpose):
+  grad_cublas g @ W alone
+  grad_split  g @ W then the Triton masked dy + dense S pass (the default path)
+  grad_cutlass the CUTLASS GEMM whose epilogue writes dy and S (grad_relu2_sparse24.cu)
 
     python benchmarks/bench_cutlass.py [--csv PATH] [--shapes 16384x8192x512,...]
 
@@ -40,7 +45,16 @@ def run_shape(m: int, n: int, k: int) -> dict:
     row["cublas"] = graph_ms(lambda: h @ w.t())
     row["split"] = graph_ms(lambda: torch.ops.elas.relu2_sparsify24_compress(h @ w.t()))
     row["cutlass"] = graph_ms(lambda: torch.ops.elas.cutlass_up_relu2_sparse24(h, w))
+    row["cutlass_v2"] = graph_ms(lambda: C._launch_up(h, w, check=False, variant=2))
+    row["cutlass_v3"] = graph_ms(lambda: C._launch_up(h, w, check=False, variant=3))
     row["speedup"] = row["split"] / row["cutlass"]
+    packed = torch.ops.elas.cutlass_up_relu2_sparse24(h, w)
+    g = torch.randn(m, k, device="cuda").bfloat16()
+    wt = w.t().contiguous()
+    row["grad_cublas"] = graph_ms(lambda: g @ wt)
+    row["grad_split"] = graph_ms(lambda: torch.ops.elas.relu2_sparsify24_backward_expand(g @ wt, packed, None, "masked", m, n))
+    row["grad_cutlass"] = graph_ms(lambda: torch.ops.elas.cutlass_grad_relu2_sparse24(g, wt, packed))
+    row["grad_speedup"] = row["grad_split"] / row["grad_cutlass"]
     row["tflops_cutlass"] = 2 * m * n * k / row["cutlass"] / 1e9
     return row
 
@@ -55,10 +69,11 @@ def main(argv=None) -> None:
         raise SystemExit(f"bench_cutlass: {reason}")
     rows = [run_shape(*map(int, s.split("x"))) for s in args.shapes.split(",")]
     write_csv(args.csv, rows, device_meta())
-    print(f"{'M x N x K':>20} {'cublas':>8} {'split':>8} {'cutlass':>8} {'speedup':>8} {'TFLOP/s':>8}")
+    cols = ["cublas", "split", "cutlass", "cutlass_v2", "cutlass_v3", "speedup",
+            "grad_cublas", "grad_split", "grad_cutlass", "grad_speedup"]
+    print(f"{'M x N x K':>18} " + " ".join(f"{c:>12}" for c in cols))
     for r in rows:
-        print(f"{r['m']}x{r['n']}x{r['k']:>6} {r['cublas']:8.4f} {r['split']:8.4f} {r['cutlass']:8.4f} "
-              f"{r['speedup']:8.2f} {r['tflops_cutlass']:8.0f}")
+        print(f"{r['m']}x{r['n']}x{r['k']:<6} " + " ".join(f"{r[c]:12.4f}" for c in cols))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,12 @@ that carry the 2:4 work in their epilogue (``elas::up_relu2_sparsify24_compress`
 ``ELAS_DV_KERNEL=1`` computes dVdown with a Triton GEMM that expands S from
 the compressed operand tile by tile (``elas::tn_sparse24_mm``).
 
+CUTLASS kernels (Hopper, optional library: ``kernels/cutlass_ext``): ``ELAS_CUTLASS=1`` computes
+the compressed S with ``elas::cutlass_up_relu2_sparse24`` (y never in memory) and, in ``masked``
+mode, dy and S with ``elas::cutlass_grad_relu2_sparse24`` (dS never in memory). Where they cannot
+run (no library, not sm_90, not bf16, unaligned shapes) the op warns once why and uses the path
+above.
+
 The op is a ``triton_op`` so Inductor traces into it: the GEMMs, the Triton kernels and
 ``elas::cslt_mm`` all appear in the compiled graph. Token counts that are not a multiple of ROW_ALIGN (64)
 are padded with zero rows (relu² of 0 is 0, so the padding never reaches the result).
@@ -26,11 +32,13 @@ are padded with zero rows (relu² of 0 is 0, so the padding never reaches the re
 from __future__ import annotations
 
 import os
+import warnings
 
 import torch
 import torch.nn.functional as F
 
 from elas_compile import cusparselt  # noqa: F401  (registers elas::cslt_mm)
+from elas_compile.kernels import cutlass_ext
 from elas_compile.kernels.cslt_layout import ROW_ALIGN
 
 _SPARSE_MODES = ("masked", "ste")
@@ -50,6 +58,24 @@ def fused_gemms(which: str) -> bool:
     return value == "1" or which in value.split(",")
 
 
+_cutlass_warned: set = set()
+
+
+def use_cutlass(t: torch.Tensor, m: int, n: int, k: int) -> bool:
+    """Whether ``ELAS_CUTLASS=1`` asks for the CUTLASS kernels and they can run on this GEMM
+    (warns once per reason when asked for and not possible)."""
+    if os.environ.get("ELAS_CUTLASS", "0") != "1":
+        return False
+    reason = cutlass_ext.unavailable_reason(t.device)
+    if reason is None and not cutlass_ext.shape_ok(m, n, k, t.dtype):
+        reason = f"needs bf16 and M, N % 64 == 0, K % 8 == 0 (got {m}x{n}x{k} {t.dtype})"
+    if reason is not None and reason not in _cutlass_warned:
+        _cutlass_warned.add(reason)
+        warnings.warn(f"ELAS_CUTLASS=1 but the CUTLASS kernels cannot run: {reason}; using the Triton path",
+                      stacklevel=3)
+    return reason is None
+
+
 def dv_kernel() -> bool:
     """Whether dVdown = g^T @ S reads S compressed (else: expanded, then cuBLAS)."""
     return os.environ.get("ELAS_DV_KERNEL", "0") == "1"
@@ -65,7 +91,10 @@ def lowrank_relu2_sparse24_linear(h: torch.Tensor, w_up_u: torch.Tensor, w_down_
     h2 = h.reshape(-1, r_in)
     m = h2.shape[0]
     mp = _padded(m)
-    if fused_gemms("up"):
+    if mode == "masked" and use_cutlass(h2, mp, f, r_in):
+        packed = torch.ops.elas.cutlass_up_relu2_sparse24(_pad_rows(h2, mp), w_up_u)
+        saved_y = h2.new_empty(0)
+    elif fused_gemms("up"):
         packed, saved_y = torch.ops.elas.up_relu2_sparsify24_compress(_pad_rows(h2, mp), w_up_u, mode == "ste")
     else:
         y = _pad_rows(h2, mp) @ w_up_u.t()
@@ -93,7 +122,9 @@ def _backward(ctx, grad_out, _grad_packed, _grad_y):
     y = saved_y if ctx.mode == "ste" else None
     use_dv_kernel = dv_kernel() and g.shape[1] % 16 == 0
     s = None  # the dense S, when the dy pass wrote it
-    if fused_gemms("grad"):  # experimental kernels (see the module docstring)
+    if ctx.mode == "masked" and not use_dv_kernel and use_cutlass(g, mp, f, g.shape[1]):
+        grad_y, s = torch.ops.elas.cutlass_grad_relu2_sparse24(g, w_down_v, packed)
+    elif fused_gemms("grad"):  # experimental kernels (see the module docstring)
         grad_y = torch.ops.elas.grad_relu2_sparse24(g, w_down_v, packed, y, ctx.mode)
     elif use_dv_kernel:
         grad_y = torch.ops.elas.relu2_sparsify24_backward(g @ w_down_v, packed, y, ctx.mode, mp, f)

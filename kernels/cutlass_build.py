@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 SOURCE_DIR = Path(__file__).resolve().parent / "cutlass"
-SOURCES = ("up_relu2_sparse24.cu",)
+SOURCES = ("up_relu2_sparse24.cu", "grad_relu2_sparse24.cu")
 
 
 def source_hash() -> str:
@@ -40,12 +40,28 @@ def default_library_path() -> Path:
     return cache_dir() / f"libelas_cutlass-{source_hash()}.so"
 
 
-def nvcc_command(cutlass: Path, out: Path, nvcc: str = "nvcc") -> list[str]:
-    return [nvcc, "-std=c++20", "-O3", "-DNDEBUG", "--expt-relaxed-constexpr",
-            "-diag-suppress", "20012,2908", "-gencode=arch=compute_90a,code=sm_90a",
-            "-Xcompiler", "-fPIC", "-shared",
-            f"-I{cutlass / 'include'}", f"-I{cutlass / 'tools' / 'util' / 'include'}", f"-I{SOURCE_DIR}",
-            *[str(SOURCE_DIR / s) for s in SOURCES], "-o", str(out)]
+def nvcc_flags(cutlass: Path) -> list[str]:
+    return ["-std=c++20", "-O3", "-DNDEBUG", "--expt-relaxed-constexpr", "-diag-suppress", "20012,2908",
+            "-gencode=arch=compute_90a,code=sm_90a", "-Xcompiler", "-fPIC",
+            f"-I{cutlass / 'include'}", f"-I{cutlass / 'tools' / 'util' / 'include'}", f"-I{SOURCE_DIR}"]
+
+
+def _compile_all(nvcc: str, cutlass: Path, out: Path) -> None:
+    """One object per source, compiled in parallel (each takes minutes), then linked."""
+    objs = [out.parent / f"{out.stem}.{Path(src).stem}.o" for src in SOURCES]
+    procs = [subprocess.Popen([nvcc, *nvcc_flags(cutlass), "-c", str(SOURCE_DIR / src), "-o", str(obj)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for src, obj in zip(SOURCES, objs)]
+    errors = [p.communicate()[1] for p in procs]
+    failed = [f"{src}:\n{err[-3000:]}" for src, err, p in zip(SOURCES, errors, procs) if p.returncode != 0]
+    if not failed:
+        link = subprocess.run([nvcc, "-shared", *map(str, objs), "-o", str(out)], capture_output=True, text=True)
+        if link.returncode != 0:
+            failed.append("link:\n" + link.stderr[-3000:])
+    for obj in objs:
+        obj.unlink(missing_ok=True)
+    if failed:
+        raise RuntimeError("nvcc failed:\n" + "\n".join(failed))
 
 
 def build(cutlass: str | os.PathLike | None = None, out: str | os.PathLike | None = None) -> Path:
@@ -60,9 +76,7 @@ def build(cutlass: str | os.PathLike | None = None, out: str | os.PathLike | Non
     target = Path(out) if out else default_library_path()
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".tmp.so")
-    result = subprocess.run(nvcc_command(root, tmp, nvcc), capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError("nvcc failed:\n" + result.stderr[-4000:])
+    _compile_all(nvcc, root, tmp)
     tmp.replace(target)
     return target
 

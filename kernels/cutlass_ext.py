@@ -5,6 +5,11 @@
   the 2:4 selection and the compressed store (``kernels/cutlass/up_relu2_sparse24.cu``): y never
   reaches memory. Same result as ``relu2_sparsify24_compress(h @ w^T)`` except that relu² is
   taken of the float32 accumulator (one rounding instead of two).
+* ``elas::cutlass_grad_relu2_sparse24(Tensor g, Tensor w, Tensor packed) -> (Tensor, Tensor)``: the
+  masked backward of that step from one GEMM dS = g @ w (w: K x N) whose epilogue reads the
+  compressed S: ``dy = dS * 2 sqrt(S)`` where S keeps a value, else 0, and the dense ``S``
+  (``kernels/cutlass/grad_relu2_sparse24.cu``): dS never reaches memory. Same result as
+  ``relu2_sparsify24_backward_expand(g @ w, packed, None, "masked")`` up to the rounding of dS.
 
 The library is found at ``$ELAS_CUTLASS_LIB`` or at the cache path of the current sources
 (:func:`cutlass_build.default_library_path`). :func:`available` says whether a device can run the
@@ -22,10 +27,16 @@ import warnings
 import torch
 
 from . import cutlass_build
-from .cslt_layout import check_cslt_shape, compress24_reference, packed_shape
+from .cslt_layout import (
+    check_cslt_shape,
+    compress24_reference,
+    decompress24_reference,
+    packed_shape,
+    relu2_sparsify24_backward_reference,
+)
 from .reference import relu2
 
-ABI = 1
+ABI = 2
 
 
 @functools.cache
@@ -39,10 +50,11 @@ def library() -> ctypes.CDLL | None:
         warnings.warn(f"{path}: built for another elas_compile version (ABI {lib.elas_cutlass_abi()}, "
                       f"expected {ABI}); rebuild with python -m elas_compile.kernels.cutlass_build", stacklevel=2)
         return None
-    fn = lib.elas_up_relu2_sparse24
-    fn.restype = ctypes.c_int
-    fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int,
-                   ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
+    ptr, i32 = ctypes.c_void_p, ctypes.c_int
+    lib.elas_up_relu2_sparse24.restype = i32
+    lib.elas_up_relu2_sparse24.argtypes = [ptr, ptr, ptr, i32, i32, i32, ptr, i32, i32, ptr, i32]
+    lib.elas_grad_relu2_sparse24.restype = i32
+    lib.elas_grad_relu2_sparse24.argtypes = [ptr, ptr, ptr, ptr, ptr, i32, i32, i32, ptr, i32, i32, ptr]
     return lib
 
 
@@ -67,30 +79,58 @@ def shape_ok(m: int, n: int, k: int, dtype: torch.dtype) -> bool:
     return dtype == torch.bfloat16 and m % 64 == 0 and n % 64 == 0 and k % 8 == 0
 
 
-_ERRORS = {1: "shape not supported", 2: "CUTLASS initialize failed", 3: "kernel launch failed"}
+_ERRORS = {1: "shape not supported", 2: "CUTLASS initialize failed", 3: "kernel launch failed", 4: "no such variant"}
 
 
-def _launch(h: torch.Tensor, w: torch.Tensor, check: bool) -> torch.Tensor:
-    m, k = h.shape
-    n = w.shape[0]
-    packed = torch.empty(packed_shape(m, n), dtype=h.dtype, device=h.device)
-    err = torch.zeros(1, dtype=torch.int32, device=h.device)
-    sms = torch.cuda.get_device_properties(h.device).multi_processor_count
-    stream = torch.cuda.current_stream(h.device).cuda_stream
-    with torch.cuda.device(h.device):
-        code = library().elas_up_relu2_sparse24(h.data_ptr(), w.data_ptr(), packed.data_ptr(), m, n, k,
-                                                 err.data_ptr(), int(check), sms, stream)
+def _call(name: str, fn, device: torch.device, m: int, n: int, k: int, *args, check: bool) -> None:
+    """Calls a library entry point on ``device``'s current stream; raises on its error code and,
+    with ``check``, on the layout self-check (which syncs the device)."""
+    err = torch.zeros(1, dtype=torch.int32, device=device)
+    sms = torch.cuda.get_device_properties(device).multi_processor_count
+    stream = torch.cuda.current_stream(device).cuda_stream
+    with torch.cuda.device(device):
+        code = fn(*args, m, n, k, err.data_ptr(), int(check), sms, stream)
     if code:
-        raise RuntimeError(f"elas.cutlass_up_relu2_sparse24 {m}x{n}x{k}: {_ERRORS.get(code, code)}")
+        raise RuntimeError(f"elas.{name} {m}x{n}x{k}: {_ERRORS.get(code, code)}")
     if check and int(err.item()):
-        raise RuntimeError("elas.cutlass_up_relu2_sparse24: the epilogue's register layout is not the one "
-                           "the kernel assumes (kernels/cutlass/up_relu2_sparse24.cu)")
+        raise RuntimeError(f"elas.{name}: the epilogue's register layout is not the one the kernel assumes "
+                           "(kernels/cutlass/sparse24_epilogue.cuh)")
+
+
+def _launch_up(h: torch.Tensor, w: torch.Tensor, check: bool, variant: int = 0) -> torch.Tensor:
+    (m, k), n = h.shape, w.shape[0]
+    packed = torch.empty(packed_shape(m, n), dtype=h.dtype, device=h.device)
+    fn = functools.partial(library().elas_up_relu2_sparse24, h.data_ptr(), w.data_ptr(), packed.data_ptr())
+    _call("cutlass_up_relu2_sparse24", lambda *a: fn(*a, variant), h.device, m, n, k, check=check)
     return packed
 
 
-def up_relu2_sparse24_check(h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """The CUDA kernel with its layout self-check on (syncs the device; for tests)."""
-    return _launch(h.contiguous(), w.contiguous(), check=True)
+def _launch_grad(g: torch.Tensor, w: torch.Tensor, packed: torch.Tensor, check: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    (m, k), n = g.shape, w.shape[1]
+    dy = torch.empty(m, n, dtype=g.dtype, device=g.device)
+    s = torch.empty(m, n, dtype=g.dtype, device=g.device)
+    fn = functools.partial(library().elas_grad_relu2_sparse24, g.data_ptr(), w.data_ptr(), packed.data_ptr(),
+                           dy.data_ptr(), s.data_ptr())
+    _call("cutlass_grad_relu2_sparse24", fn, g.device, m, n, k, check=check)
+    return dy, s
+
+
+def up_relu2_sparse24_check(h: torch.Tensor, w: torch.Tensor, variant: int = 0) -> torch.Tensor:
+    """The CUDA kernel with its layout self-check on (syncs the device; for tests and benchmarks)."""
+    return _launch_up(h.contiguous(), w.contiguous(), check=True, variant=variant)
+
+
+def grad_relu2_sparse24_check(g: torch.Tensor, w: torch.Tensor, packed: torch.Tensor):
+    """The CUDA backward kernel with its layout self-check on (syncs the device; for tests)."""
+    return _launch_grad(g.contiguous(), w.contiguous(), packed, check=True)
+
+
+def _require_gpu_kernel(name: str, t: torch.Tensor, m: int, n: int, k: int) -> None:
+    if not shape_ok(m, n, k, t.dtype):
+        raise ValueError(f"elas.{name}: needs bf16 and M, N % 64 == 0, K % 8 == 0; got {m}x{n}x{k} {t.dtype}")
+    reason = unavailable_reason(t.device)
+    if reason:
+        raise RuntimeError(f"elas.{name}: {reason}")
 
 
 @torch.library.custom_op("elas::cutlass_up_relu2_sparse24", mutates_args=())
@@ -101,15 +141,29 @@ def cutlass_up_relu2_sparse24(h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     check_cslt_shape(m, n, h.dtype)
     if h.device.type != "cuda":
         return compress24_reference(relu2(h.float() @ w.float().t()).to(h.dtype))
-    if not shape_ok(m, n, k, h.dtype):
-        raise ValueError(f"elas.cutlass_up_relu2_sparse24: needs bf16 and M, N % 64 == 0, K % 8 == 0; got "
-                         f"{m}x{n}x{k} {h.dtype}")
-    reason = unavailable_reason(h.device)
-    if reason:
-        raise RuntimeError(f"elas.cutlass_up_relu2_sparse24: {reason}")
-    return _launch(h.contiguous(), w.contiguous(), check=False)
+    _require_gpu_kernel("cutlass_up_relu2_sparse24", h, m, n, k)
+    return _launch_up(h.contiguous(), w.contiguous(), check=False)
 
 
 @cutlass_up_relu2_sparse24.register_fake
 def _(h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return h.new_empty(packed_shape(h.shape[0], w.shape[0]))
+
+
+@torch.library.custom_op("elas::cutlass_grad_relu2_sparse24", mutates_args=())
+def cutlass_grad_relu2_sparse24(g: torch.Tensor, w: torch.Tensor, packed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(dy, S) of the masked backward: dy = (g @ w) * 2 sqrt(S) where S keeps a value; g: M x K, w: K x N."""
+    m, k = g.shape
+    n = w.shape[1]
+    check_cslt_shape(m, n, g.dtype)
+    if g.device.type != "cuda":
+        ds = g.float() @ w.float()
+        dy = relu2_sparsify24_backward_reference(ds, packed, None, "masked", m, n).to(g.dtype)
+        return dy, decompress24_reference(packed, m, n)
+    _require_gpu_kernel("cutlass_grad_relu2_sparse24", g, m, n, k)
+    return _launch_grad(g.contiguous(), w.contiguous(), packed, check=False)
+
+
+@cutlass_grad_relu2_sparse24.register_fake
+def _(g: torch.Tensor, w: torch.Tensor, packed: torch.Tensor):
+    return g.new_empty(g.shape[0], w.shape[1]), g.new_empty(g.shape[0], w.shape[1])

@@ -34,13 +34,16 @@
 #include "cutlass/epilogue/fusion/sm90_callbacks_tma_warpspecialized.hpp"
 #include "cutlass/util/packed_stride.hpp"
 
-#include "sparse24_select.cuh"
+#include "sparse24_epilogue.cuh"
 
 using namespace cute;
 using BF16 = cutlass::bfloat16_t;
 
 namespace elas {
 
+// Variant: 1 (16-byte value stores after an exchange), 2 (four 4-byte stores), 3 (diagnostic: no
+// pair exchange, wrong results; what the rest of the epilogue costs).
+template <int Variant>
 struct Relu2Sparse24Store {
   using ElementAux = BF16;  // what the collective epilogue calls D's element when D is void
   struct SharedStorage {};
@@ -105,47 +108,44 @@ struct Relu2Sparse24Store {
       Tensor words = recast<uint32_t>(coalesce(tC_rS));  // slot s: column pair of (row r + 8(s&1), block s>>1)
       static_assert(decltype(size(words))::value == 8, "expects a 64 x 32 epilogue subtile per warpgroup");
       Tensor crd = coalesce(tC_cS(_, _, _, epi_m, epi_n));
+      if (params->check && !layout_ok(crd)) atomicOr(params->err, 1);
       int const lane = threadIdx.x & 31;
-      bool const odd = lane & 1;
-      if (params->check) {
-        int m0 = get<0>(crd(0)), n0 = get<1>(crd(0));
-        bool ok = (m0 % 64) == 16 * ((threadIdx.x >> 5) & 3) + (lane >> 2) && (n0 % 32) == 2 * (lane & 3);
-        CUTLASS_PRAGMA_UNROLL
-        for (int s = 0; s < 8; ++s) {
-          ok = ok && get<0>(crd(2 * s)) == m0 + 8 * (s & 1) && get<1>(crd(2 * s)) == n0 + 8 * (s >> 1) &&
-               get<0>(crd(2 * s + 1)) == m0 + 8 * (s & 1) && get<1>(crd(2 * s + 1)) == n0 + 8 * (s >> 1) + 1;
-        }
-        if (!ok) atomicOr(params->err, 1);
+      bool const odd = lane & 1, high = lane & 2;
+      // the other column pair of each group of the owned row (even lane: row r, odd lane: row r + 8)
+      uint32_t got[4];
+      CUTLASS_PRAGMA_UNROLL
+      for (int j = 0; j < 4; ++j) {
+        uint32_t give = odd ? words(2 * j) : words(2 * j + 1);
+        got[j] = Variant == 3 ? give : __shfl_xor_sync(0xffffffffu, give, 1);
       }
-      // rank each group of the owned row once: even lane row r, odd lane row r + 8
       uint32_t kept[4];
       uint32_t part_a = 0, part_b = 0;  // metadata: word (g & 3) = h (a) and h + 2 (b)
       CUTLASS_PRAGMA_UNROLL
       for (int j = 0; j < 4; ++j) {
         uint32_t mine = odd ? words(2 * j + 1) : words(2 * j);
-        uint32_t give = odd ? words(2 * j) : words(2 * j + 1);
-        uint32_t got = __shfl_xor_sync(0xffffffffu, give, 1);
         uint32_t nib;
-        kept[j] = select24(odd ? got : mine, odd ? mine : got, nib);
+        kept[j] = select24(odd ? got[j] : mine, odd ? mine : got[j], nib);
         uint32_t shift = (odd ? 4u : 0u) + (j >= 2 ? 8u : 0u);
         if (j & 1) part_b |= nib << shift; else part_a |= nib << shift;
       }
       uint32_t other = __shfl_xor_sync(0xffffffffu, odd ? part_a : part_b, 1);
       uint32_t word = (odd ? part_b : part_a) | other;
-      // values: lanes t%4 in {0,2} (and {1,3}) hold groups h, h+2, h+4, h+6 of one row; swap so that
-      // the h = 0 lane has groups 0..3 and the h = 1 lane groups 4..7 (16 contiguous bytes each)
-      bool const high = lane & 2;
-      uint32_t s0 = __shfl_xor_sync(0xffffffffu, high ? kept[0] : kept[2], 2);
-      uint32_t s1 = __shfl_xor_sync(0xffffffffu, high ? kept[1] : kept[3], 2);
-      uint4 out = high ? make_uint4(s0, kept[2], s1, kept[3]) : make_uint4(kept[0], s0, kept[1], s1);
       int const m_row = get<0>(crd(0)) + (odd ? 8 : 0);  // the owned row
       int const n_tile = get<1>(crd(0)) & ~31;
       if (m_row < M && n_tile < N) {
-        size_t vidx = size_t(m_row) * (N / 4) + (n_tile / 4) + (high ? 4 : 0);  // in 32-bit words
-        *reinterpret_cast<uint4*>(params->values + vidx) = out;
-        int const r = m_row & ~8, g = ((lane >> 1) & 1) + (odd ? 2 : 0);
-        size_t tile = size_t(r / 64) * (N / 32) + n_tile / 32;
-        params->meta[tile * 128 + g + 4 * (r & 7) + 32 * ((r >> 4) & 3)] = uint16_t(word);
+        uint32_t* row = params->values + size_t(m_row) * (N / 4) + (n_tile / 4);
+        if constexpr (Variant == 1) {
+          // lanes t%4 in {0,2} (and {1,3}) hold groups h, h+2, h+4, h+6 of one row; swap so that the
+          // h = 0 lane has groups 0..3 and the h = 1 lane groups 4..7 (16 contiguous bytes each)
+          uint32_t s0 = __shfl_xor_sync(0xffffffffu, high ? kept[0] : kept[2], 2);
+          uint32_t s1 = __shfl_xor_sync(0xffffffffu, high ? kept[1] : kept[3], 2);
+          uint4 out = high ? make_uint4(s0, kept[2], s1, kept[3]) : make_uint4(kept[0], s0, kept[1], s1);
+          *reinterpret_cast<uint4*>(row + (high ? 4 : 0)) = out;
+        } else {
+          CUTLASS_PRAGMA_UNROLL
+          for (int j = 0; j < 4; ++j) row[2 * j + (high ? 1 : 0)] = kept[j];
+        }
+        params->meta[meta_word(m_row & ~8, n_tile, ((lane >> 1) & 1) + (odd ? 2 : 0), N)] = uint16_t(word);
       }
     }
   };
@@ -162,52 +162,68 @@ struct Relu2Sparse24Store {
   }
 };
 
-using Tree = cutlass::epilogue::fusion::Sm90EVT<Relu2Sparse24Store, cutlass::epilogue::fusion::Sm90AccFetch>;
-using Tile = Shape<_128, _128, _64>;
-using Cluster = Shape<_2, _1, _1>;
-using Epilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
-    cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, Tile, Cluster,
-    cutlass::epilogue::collective::EpilogueTileAuto, float, float,
-    void, cutlass::layout::RowMajor, 8, void, cutlass::layout::RowMajor, 8,
-    cutlass::epilogue::TmaWarpSpecialized, Tree>::CollectiveOp;
-using Mainloop = typename cutlass::gemm::collective::CollectiveBuilder<
-    cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp,
-    BF16, cutlass::layout::RowMajor, 8, BF16, cutlass::layout::ColumnMajor, 8, float, Tile, Cluster,
-    cutlass::gemm::collective::StageCountAutoCarveout<static_cast<int>(sizeof(typename Epilogue::SharedStorage))>,
-    cutlass::gemm::KernelTmaWarpSpecializedPingpong>::CollectiveOp;
-using Kernel = cutlass::gemm::kernel::GemmUniversal<Shape<int, int, int, int>, Mainloop, Epilogue>;
-using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
+template <int Variant>
+struct UpGemm {
+  using Tree = cutlass::epilogue::fusion::Sm90EVT<Relu2Sparse24Store<Variant>, cutlass::epilogue::fusion::Sm90AccFetch>;
+  using Tile = Shape<_128, _128, _64>;
+  using Cluster = Shape<_2, _1, _1>;
+  using Epilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
+      cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, Tile, Cluster,
+      cutlass::epilogue::collective::EpilogueTileAuto, float, float,
+      void, cutlass::layout::RowMajor, 8, void, cutlass::layout::RowMajor, 8,
+      cutlass::epilogue::TmaWarpSpecialized, Tree>::CollectiveOp;
+  using Mainloop = typename cutlass::gemm::collective::CollectiveBuilder<
+      cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp,
+      BF16, cutlass::layout::RowMajor, 8, BF16, cutlass::layout::ColumnMajor, 8, float, Tile, Cluster,
+      cutlass::gemm::collective::StageCountAutoCarveout<static_cast<int>(sizeof(typename Epilogue::SharedStorage))>,
+      cutlass::gemm::KernelTmaWarpSpecializedPingpong>::CollectiveOp;
+  using Kernel = cutlass::gemm::kernel::GemmUniversal<Shape<int, int, int, int>, Mainloop, Epilogue>;
+  using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
+};
+
+template <int Variant>
+int up_relu2_sparse24(const void* h, const void* u, void* packed, int M, int N, int K, int* err, int check,
+                      int sm_count, cudaStream_t stream) {
+  using Gemm = typename UpGemm<Variant>::Gemm;
+  using K_ = typename Gemm::GemmKernel;
+  auto sa = cutlass::make_cute_packed_stride(typename K_::StrideA{}, make_shape(M, K, 1));
+  auto sb = cutlass::make_cute_packed_stride(typename K_::StrideB{}, make_shape(N, K, 1));
+  auto sc = cutlass::make_cute_packed_stride(typename K_::StrideC{}, make_shape(M, N, 1));
+  auto sd = cutlass::make_cute_packed_stride(typename K_::StrideD{}, make_shape(M, N, 1));
+  typename Relu2Sparse24Store<Variant>::Arguments store{
+      reinterpret_cast<uint32_t*>(packed), reinterpret_cast<uint16_t*>(packed) + size_t(M) * N / 2, err, check};
+  cutlass::KernelHardwareInfo hw{0, sm_count};
+  typename Gemm::Arguments args{cutlass::gemm::GemmUniversalMode::kGemm, {M, N, K, 1},
+                                {static_cast<const BF16*>(h), sa, static_cast<const BF16*>(u), sb},
+                                {{{}, store}, nullptr, sc, nullptr, sd}, hw};
+  if (M % 64 || N % 64 || K % 8 || Gemm::can_implement(args) != cutlass::Status::kSuccess) return 1;
+  if (Gemm::get_workspace_size(args) != 0) return 1;
+  Gemm gemm;
+  if (gemm.initialize(args, nullptr, stream) != cutlass::Status::kSuccess) return 2;
+  if (gemm.run(stream) != cutlass::Status::kSuccess) return 3;
+  return cudaPeekAtLastError() == cudaSuccess ? 0 : 3;
+}
 
 }  // namespace elas
 
 extern "C" {
 
-// 1: the entry points below take these arguments (bumped on any change)
-int elas_cutlass_abi() { return 1; }
+// 2: the entry points of this library take these arguments (bumped on any change)
+int elas_cutlass_abi() { return 2; }
 
 // packed must hold M*N*9/16 bf16 elements; err one int on the device (only written when check).
-// Returns 0, or 1 (shape not supported), 2 (initialize failed), 3 (launch failed).
+// variant: 0 the default, else the Relu2Sparse24Store variant (benchmarks). Returns 0, or
+// 1 (shape not supported), 2 (initialize failed), 3 (launch failed), 4 (no such variant).
 int elas_up_relu2_sparse24(const void* h, const void* u, void* packed, int M, int N, int K,
-                           int* err, int check, int sm_count, void* stream) {
-  using namespace elas;
-  using K_ = Gemm::GemmKernel;
-  auto sa = cutlass::make_cute_packed_stride(typename K_::StrideA{}, make_shape(M, K, 1));
-  auto sb = cutlass::make_cute_packed_stride(typename K_::StrideB{}, make_shape(N, K, 1));
-  auto sc = cutlass::make_cute_packed_stride(typename K_::StrideC{}, make_shape(M, N, 1));
-  auto sd = cutlass::make_cute_packed_stride(typename K_::StrideD{}, make_shape(M, N, 1));
-  Relu2Sparse24Store::Arguments store{reinterpret_cast<uint32_t*>(packed),
-                                      reinterpret_cast<uint16_t*>(packed) + size_t(M) * N / 2, err, check};
-  cutlass::KernelHardwareInfo hw{0, sm_count};
-  Gemm::Arguments args{cutlass::gemm::GemmUniversalMode::kGemm, {M, N, K, 1},
-                       {static_cast<const BF16*>(h), sa, static_cast<const BF16*>(u), sb},
-                       {{{}, store}, nullptr, sc, nullptr, sd}, hw};
-  if (M % 64 || N % 64 || K % 8 || Gemm::can_implement(args) != cutlass::Status::kSuccess) return 1;
-  if (Gemm::get_workspace_size(args) != 0) return 1;
-  Gemm gemm;
+                           int* err, int check, int sm_count, void* stream, int variant) {
   cudaStream_t s = static_cast<cudaStream_t>(stream);
-  if (gemm.initialize(args, nullptr, s) != cutlass::Status::kSuccess) return 2;
-  if (gemm.run(s) != cutlass::Status::kSuccess) return 3;
-  return cudaPeekAtLastError() == cudaSuccess ? 0 : 3;
+  switch (variant) {
+    case 0:
+    case 1: return elas::up_relu2_sparse24<1>(h, u, packed, M, N, K, err, check, sm_count, s);
+    case 2: return elas::up_relu2_sparse24<2>(h, u, packed, M, N, K, err, check, sm_count, s);
+    case 3: return elas::up_relu2_sparse24<3>(h, u, packed, M, N, K, err, check, sm_count, s);
+    default: return 4;
+  }
 }
 
 }  // extern "C"

@@ -1,11 +1,13 @@
-"""GPU checks of the CUTLASS up-projection kernel (skipped without an sm_90 GPU and the built library).
+"""GPU checks of the CUTLASS kernels (skipped without an sm_90 GPU and the built library).
 
 * exact inputs (small integers: every accumulator, relu² and tie exact): the compressed buffer is
   bit-identical to the reference, values and metadata, including shapes whose last tile is partial;
 * random inputs: the kernel's relu² of the float32 accumulator matches the float32 reference up to
   accumulation order (a few groups may rank differently), and the buffer multiplies correctly in
   cuSPARSELt;
-* the op runs inside a CUDA graph and under torch.compile.
+* every benchmarked variant of the up kernel gives the same buffer (except the diagnostic one);
+* the backward kernel: S is the forward's, expanded exactly; dy matches the masked reference;
+* the ops run inside a CUDA graph and under torch.compile.
 """
 from __future__ import annotations
 
@@ -84,3 +86,40 @@ def test_bad_shape_names_the_rule():
     w = torch.randn(128, 64, device=DEV).bfloat16()
     with pytest.raises(ValueError):
         torch.ops.elas.cutlass_up_relu2_sparse24(h, w)
+
+
+@pytest.mark.parametrize("variant", [1, 2])
+def test_up_variants_agree(variant):
+    h = torch.randn(1024, 256, device=DEV).bfloat16()
+    w = (torch.randn(2048, 256, device=DEV) / 16).bfloat16()
+    assert torch.equal(C.up_relu2_sparse24_check(h, w, variant), C.up_relu2_sparse24_check(h, w))
+
+
+@pytest.mark.parametrize("m,n,k", SHAPES)
+def test_grad_matches_reference(m, n, k):
+    gen = torch.Generator(device=DEV).manual_seed(3 * m + k)
+    h = torch.randn(m, k, device=DEV, generator=gen).bfloat16()
+    u = (torch.randn(n, k, device=DEV, generator=gen) / k**0.5).bfloat16()
+    packed = C.up_relu2_sparse24_check(h, u)
+    g = torch.randn(m, k, device=DEV, generator=gen).bfloat16()
+    w = (torch.randn(k, n, device=DEV, generator=gen) / k**0.5).bfloat16()
+    dy, s = C.grad_relu2_sparse24_check(g, w, packed)
+    assert torch.equal(s.cpu(), L.decompress24_reference(packed.cpu(), m, n))
+    ref_dy, ref_s = torch.ops.elas.cutlass_grad_relu2_sparse24(g.cpu(), w.cpu(), packed.cpu())
+    assert torch.equal(ref_s, s.cpu())
+    assert ((dy.cpu() == 0) == (ref_dy == 0)).float().mean() > 0.999  # same kept positions
+    torch.testing.assert_close(dy.cpu().float(), ref_dy.float(), rtol=2e-2, atol=1e-3 * ref_dy.float().abs().max().item())
+
+
+def test_grad_in_cuda_graph():
+    h = torch.randn(512, 128, device=DEV).bfloat16()
+    u = (torch.randn(1024, 128, device=DEV) / 12).bfloat16()
+    packed = torch.ops.elas.cutlass_up_relu2_sparse24(h, u)
+    g = torch.randn(512, 128, device=DEV).bfloat16()
+    w = (torch.randn(128, 1024, device=DEV) / 12).bfloat16()
+    eager = torch.ops.elas.cutlass_grad_relu2_sparse24(g, w, packed)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        captured = torch.ops.elas.cutlass_grad_relu2_sparse24(g, w, packed)
+    graph.replay()
+    assert torch.equal(captured[0], eager[0]) and torch.equal(captured[1], eager[1])

@@ -1,0 +1,196 @@
+// elas::cutlass_grad_relu2_sparse24 on Hopper (masked mode): from one CUTLASS 3 GEMM dS = g @ W,
+//   dy = dS * 2 sqrt(S) at the positions S keeps, 0 elsewhere   (D, bf16, M x N)
+//   S  = the dense 2:4 matrix of `packed`                        (aux output, bf16, M x N)
+// g: M x K row-major, W: K x N row-major (the down projection's V factor), packed: the
+// cuSPARSELt-layout S of the forward (kernels/cslt_layout.py). dS never reaches memory; dy and S
+// leave through the epilogue's TMA stores. The node ExpandS reads the thread's 16 bytes of kept
+// values and its metadata word per 64 x 32 subtile (what up_relu2_sparse24.cu wrote there) and
+// expands them into the accumulator layout with 7 shuffles (layout: sparse24_epilogue.cuh).
+#include <cstdint>
+#include <cuda_runtime.h>
+
+#include "cutlass/cutlass.h"
+#include "cute/tensor.hpp"
+#include "cutlass/numeric_types.h"
+#include "cutlass/gemm/device/gemm_universal_adapter.h"
+#include "cutlass/gemm/kernel/gemm_universal.hpp"
+#include "cutlass/gemm/collective/collective_builder.hpp"
+#include "cutlass/epilogue/collective/collective_builder.hpp"
+#include "cutlass/epilogue/fusion/sm90_callbacks_tma_warpspecialized.hpp"
+#include "cutlass/util/packed_stride.hpp"
+
+#include "sparse24_epilogue.cuh"
+
+using namespace cute;
+using BF16 = cutlass::bfloat16_t;
+
+namespace elas {
+
+struct ExpandS {
+  struct SharedStorage {};
+  struct Arguments {
+    uint32_t const* values = nullptr;
+    uint16_t const* meta = nullptr;
+    int* err = nullptr;
+    int check = 0;
+  };
+  using Params = Arguments;
+
+  template <class ProblemShape>
+  static constexpr Params to_underlying_arguments(ProblemShape const&, Arguments const& args, void*) { return args; }
+  template <class ProblemShape>
+  static bool can_implement(ProblemShape const& shape, Arguments const&) {
+    auto [M, N, K, L] = append<4>(shape, 1);
+    return M % 64 == 0 && N % 64 == 0 && L == 1;
+  }
+  template <class ProblemShape>
+  static size_t get_workspace_size(ProblemShape const&, Arguments const&) { return 0; }
+  template <class ProblemShape>
+  static cutlass::Status initialize_workspace(ProblemShape const&, Arguments const&, void*, cudaStream_t,
+                                              cutlass::CudaHostAdapter* = nullptr) {
+    return cutlass::Status::kSuccess;
+  }
+
+  CUTLASS_HOST_DEVICE ExpandS() {}
+  CUTLASS_HOST_DEVICE ExpandS(Params const& params, SharedStorage const&) : params_ptr(&params) {}
+  Params const* params_ptr = nullptr;
+
+  CUTLASS_DEVICE bool is_producer_load_needed() const { return false; }
+  CUTLASS_DEVICE bool is_C_load_needed() const { return false; }
+  template <class... Args>
+  CUTLASS_DEVICE auto get_producer_load_callbacks(cutlass::epilogue::fusion::ProducerLoadArgs<Args...> const&) {
+    return cutlass::epilogue::fusion::EmptyProducerLoadCallbacks{};
+  }
+
+  template <class RTensor, class CTensor>
+  struct ConsumerStoreCallbacks : cutlass::epilogue::fusion::EmptyConsumerStoreCallbacks {
+    CUTLASS_DEVICE ConsumerStoreCallbacks(RTensor&& r, CTensor&& c, int m, int n, Params const* p)
+        : tC_rS(cute::forward<RTensor>(r)), tC_cS(cute::forward<CTensor>(c)), M(m), N(n), params(p) {}
+    RTensor tC_rS;  // the dense S of this subtile, bf16 (CPY, CPY_M, CPY_N)
+    CTensor tC_cS;  // (m, n) of each element (CPY, CPY_M, CPY_N, EPI_M, EPI_N)
+    int M, N;
+    Params const* params;
+
+    CUTLASS_DEVICE void begin_loop(int epi_m, int epi_n) {
+      Tensor crd = coalesce(tC_cS(_, _, _, epi_m, epi_n));
+      Tensor words = recast<uint32_t>(coalesce(tC_rS));
+      if (params->check && !layout_ok(crd)) atomicOr(params->err, 1);
+      int const lane = threadIdx.x & 31;
+      bool const odd = lane & 1, high = lane & 2;
+      int const m_row = get<0>(crd(0)) + (odd ? 8 : 0);  // the owned row
+      int const n_tile = get<1>(crd(0)) & ~31;
+      uint4 in = make_uint4(0, 0, 0, 0);
+      uint32_t word = 0;
+      if (m_row < M && n_tile < N) {
+        in = *reinterpret_cast<uint4 const*>(params->values + size_t(m_row) * (N / 4) + n_tile / 4 + (high ? 4 : 0));
+        word = params->meta[meta_word(m_row & ~8, n_tile, ((lane >> 1) & 1) + (odd ? 2 : 0), N)];
+      }
+      // kept pairs of the owned row's groups 2j + h (the inverse of the forward's store exchange)
+      uint32_t s0 = __shfl_xor_sync(0xffffffffu, high ? in.x : in.y, 2);
+      uint32_t s1 = __shfl_xor_sync(0xffffffffu, high ? in.z : in.w, 2);
+      uint32_t kept[4] = {high ? s0 : in.x, high ? s1 : in.z, high ? in.y : s0, high ? in.w : s1};
+      uint32_t other = __shfl_xor_sync(0xffffffffu, word, 1);
+      uint32_t word_a = odd ? other : word, word_b = odd ? word : other;
+      CUTLASS_PRAGMA_UNROLL
+      for (int j = 0; j < 4; ++j) {
+        uint32_t nib = ((j & 1) ? word_b : word_a) >> ((odd ? 4 : 0) + (j >= 2 ? 8 : 0)) & 0xfu;
+        uint64_t group = expand24(kept[j], nib);
+        uint32_t lo = uint32_t(group), hi = uint32_t(group >> 32);
+        uint32_t got = __shfl_xor_sync(0xffffffffu, odd ? lo : hi, 1);
+        words(2 * j) = odd ? got : lo;      // row r: even lane's pair is the group's first
+        words(2 * j + 1) = odd ? hi : got;  // row r + 8
+      }
+    }
+
+    template <typename ElementAccumulator, int FragmentSize>
+    CUTLASS_DEVICE auto visit(cutlass::Array<ElementAccumulator, FragmentSize> const&, int epi_v, int, int) {
+      Tensor frg = recast<cutlass::Array<BF16, FragmentSize>>(coalesce(tC_rS));
+      return frg(epi_v);
+    }
+  };
+
+  template <bool ReferenceSrc, class... Args>
+  CUTLASS_DEVICE auto get_consumer_store_callbacks(cutlass::epilogue::fusion::ConsumerStoreArgs<Args...> const& args) {
+    auto [M, N, K, L] = args.problem_shape_mnkl;
+    Tensor coords = make_identity_tensor(make_shape(M, N, L));
+    Tensor tC_cS = cutlass::epilogue::fusion::sm90_partition_for_epilogue<ReferenceSrc>(
+        coords, args.tile_shape_mnk, args.tile_coord_mnkl, args.epi_tile, args.tiled_copy, args.thread_idx);
+    Tensor tC_rS = make_tensor<BF16>(take<0, 3>(shape(tC_cS)));
+    return ConsumerStoreCallbacks<decltype(tC_rS), decltype(tC_cS)>(
+        cute::move(tC_rS), cute::move(tC_cS), int(M), int(N), params_ptr);
+  }
+};
+
+// dy = dS * 2 sqrt(S) (S = 0 at pruned positions gives 0 there)
+template <class T>
+struct GradRelu2 {
+  CUTLASS_HOST_DEVICE T operator()(T const& ds, T const& s) const { return ds * T(2) * cutlass::fast_sqrt(s); }
+};
+template <class T, int N>
+struct GradRelu2<cutlass::Array<T, N>> {
+  CUTLASS_HOST_DEVICE cutlass::Array<T, N> operator()(cutlass::Array<T, N> const& ds, cutlass::Array<T, N> const& s) const {
+    cutlass::Array<T, N> out;
+    CUTLASS_PRAGMA_UNROLL
+    for (int i = 0; i < N; ++i) out[i] = GradRelu2<T>{}(ds[i], s[i]);
+    return out;
+  }
+};
+
+namespace grad {
+using Tile = Shape<_128, _128, _64>;
+using Cluster = Shape<_2, _1, _1>;
+using Schedule = cutlass::epilogue::TmaWarpSpecialized;
+using EpiDesc = cutlass::epilogue::collective::detail::EpilogueDescriptor<Tile, Shape<_64, _32>, void, BF16, Schedule>;
+using SDesc = cutlass::epilogue::collective::detail::AuxStoreDescriptor<EpiDesc, cutlass::layout::RowMajor, BF16>;
+using StoreS = cutlass::epilogue::fusion::Sm90AuxStore<
+    SDesc::Stages, typename EpiDesc::EpilogueTile, BF16, cutlass::FloatRoundStyle::round_to_nearest,
+    typename SDesc::Stride, typename SDesc::SmemLayoutAtom, typename SDesc::CopyOpR2S, 8>;
+using Tree = cutlass::epilogue::fusion::Sm90EVT<
+    cutlass::epilogue::fusion::Sm90Compute<GradRelu2, BF16, float, cutlass::FloatRoundStyle::round_to_nearest>,
+    cutlass::epilogue::fusion::Sm90AccFetch,
+    cutlass::epilogue::fusion::Sm90EVT<StoreS, ExpandS>>;
+using Epilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
+    cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, Tile, Cluster, Shape<_64, _32>, float, float,
+    void, cutlass::layout::RowMajor, 8, BF16, cutlass::layout::RowMajor, 8, Schedule, Tree>::CollectiveOp;
+using Mainloop = typename cutlass::gemm::collective::CollectiveBuilder<
+    cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp,
+    BF16, cutlass::layout::RowMajor, 8, BF16, cutlass::layout::RowMajor, 8, float, Tile, Cluster,
+    cutlass::gemm::collective::StageCountAutoCarveout<static_cast<int>(sizeof(typename Epilogue::SharedStorage))>,
+    cutlass::gemm::KernelTmaWarpSpecializedPingpong>::CollectiveOp;
+using Kernel = cutlass::gemm::kernel::GemmUniversal<Shape<int, int, int, int>, Mainloop, Epilogue>;
+using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
+}  // namespace grad
+
+}  // namespace elas
+
+extern "C" {
+
+// dy and s: M x N bf16 each; packed: the M x N compressed S; err: one int on the device.
+// Returns 0, or 1 (shape not supported), 2 (initialize failed), 3 (launch failed).
+int elas_grad_relu2_sparse24(const void* g, const void* w, const void* packed, void* dy, void* s,
+                             int M, int N, int K, int* err, int check, int sm_count, void* stream) {
+  using namespace elas;
+  using Gemm = grad::Gemm;
+  using K_ = Gemm::GemmKernel;
+  auto sa = cutlass::make_cute_packed_stride(typename K_::StrideA{}, make_shape(M, K, 1));
+  auto sb = cutlass::make_cute_packed_stride(typename K_::StrideB{}, make_shape(N, K, 1));
+  auto sc = cutlass::make_cute_packed_stride(typename K_::StrideC{}, make_shape(M, N, 1));
+  auto sd = cutlass::make_cute_packed_stride(typename K_::StrideD{}, make_shape(M, N, 1));
+  auto ss = cutlass::make_cute_packed_stride(typename grad::SDesc::Stride{}, make_shape(M, N, 1));
+  ExpandS::Arguments expand{static_cast<uint32_t const*>(packed),
+                            static_cast<uint16_t const*>(packed) + size_t(M) * N / 2, err, check};
+  typename grad::StoreS::Arguments store{static_cast<BF16*>(s), ss};
+  cutlass::KernelHardwareInfo hw{0, sm_count};
+  Gemm::Arguments args{cutlass::gemm::GemmUniversalMode::kGemm, {M, N, K, 1},
+                       {static_cast<const BF16*>(g), sa, static_cast<const BF16*>(w), sb},
+                       {{{}, {expand, store}, {}}, nullptr, sc, static_cast<BF16*>(dy), sd}, hw};
+  if (M % 64 || N % 64 || K % 8 || Gemm::can_implement(args) != cutlass::Status::kSuccess) return 1;
+  if (Gemm::get_workspace_size(args) != 0) return 1;
+  Gemm gemm;
+  cudaStream_t st = static_cast<cudaStream_t>(stream);
+  if (gemm.initialize(args, nullptr, st) != cutlass::Status::kSuccess) return 2;
+  if (gemm.run(st) != cutlass::Status::kSuccess) return 3;
+  return cudaPeekAtLastError() == cudaSuccess ? 0 : 3;
+}
+
+}  // extern "C"
