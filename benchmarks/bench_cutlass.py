@@ -5,8 +5,6 @@ CUDA graph (no host cost) of
   cublas      h @ U^T alone (what the dense low-rank FFN starts with)
   split       h @ U^T (cuBLAS) then the Triton relu² + 2:4 + compress kernel (the default path)
   cutlass     the CUTLASS GEMM with the 2:4 epilogue (kernels/cutlass/up_relu2_sparse24.cu)
-  cutlass_v2  its variant with 4-byte value stores; cutlass_v3 a diagnostic variant without the
-              pair exchange (wrong results: what the rest of the epilogue costs)
 and the speed-up of cutlass over split; for the backward (dS = g @ W, K x N = the transpose):
   grad_cublas g @ W alone
   grad_split  g @ W then the Triton masked dy + dense S pass (the default path)
@@ -45,8 +43,6 @@ def run_shape(m: int, n: int, k: int) -> dict:
     row["cublas"] = graph_ms(lambda: h @ w.t())
     row["split"] = graph_ms(lambda: torch.ops.elas.relu2_sparsify24_compress(h @ w.t()))
     row["cutlass"] = graph_ms(lambda: torch.ops.elas.cutlass_up_relu2_sparse24(h, w))
-    row["cutlass_v2"] = graph_ms(lambda: C._launch_up(h, w, check=False, variant=2))
-    row["cutlass_v3"] = graph_ms(lambda: C._launch_up(h, w, check=False, variant=3))
     row["speedup"] = row["split"] / row["cutlass"]
     packed = torch.ops.elas.cutlass_up_relu2_sparse24(h, w)
     g = torch.randn(m, k, device="cuda").bfloat16()
@@ -69,7 +65,7 @@ def main(argv=None) -> None:
         raise SystemExit(f"bench_cutlass: {reason}")
     rows = [run_shape(*map(int, s.split("x"))) for s in args.shapes.split(",")]
     write_csv(args.csv, rows, device_meta())
-    cols = ["cublas", "split", "cutlass", "cutlass_v2", "cutlass_v3", "speedup",
+    cols = ["cublas", "split", "cutlass", "speedup",
             "grad_cublas", "grad_split", "grad_cutlass", "grad_speedup"]
     print(f"{'M x N x K':>18} " + " ".join(f"{c:>12}" for c in cols))
     for r in rows:

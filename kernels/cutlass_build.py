@@ -42,7 +42,7 @@ def default_library_path() -> Path:
 
 def nvcc_flags(cutlass: Path) -> list[str]:
     return ["-std=c++20", "-O3", "-DNDEBUG", "--expt-relaxed-constexpr", "-diag-suppress", "20012,2908",
-            "-gencode=arch=compute_90a,code=sm_90a", "-Xcompiler", "-fPIC",
+            "-gencode=arch=compute_90a,code=sm_90a", "-Xptxas=-warn-spills", "-Xcompiler", "-fPIC",
             f"-I{cutlass / 'include'}", f"-I{cutlass / 'tools' / 'util' / 'include'}", f"-I{SOURCE_DIR}"]
 
 
@@ -53,6 +53,10 @@ def _compile_all(nvcc: str, cutlass: Path, out: Path) -> None:
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for src, obj in zip(SOURCES, objs)]
     errors = [p.communicate()[1] for p in procs]
+    for src, err in zip(SOURCES, errors):
+        for line in err.splitlines():
+            if "spill" in line.lower():
+                print(f"{src}: {line}", file=sys.stderr)
     failed = [f"{src}:\n{err[-3000:]}" for src, err, p in zip(SOURCES, errors, procs) if p.returncode != 0]
     if not failed:
         link = subprocess.run([nvcc, "-shared", *map(str, objs), "-o", str(out)], capture_output=True, text=True)

@@ -26,7 +26,6 @@ import warnings
 
 import torch
 
-from . import cutlass_build
 from .cslt_layout import (
     check_cslt_shape,
     compress24_reference,
@@ -36,12 +35,14 @@ from .cslt_layout import (
 )
 from .reference import relu2
 
-ABI = 2
+ABI = 3
 
 
 @functools.cache
 def library() -> ctypes.CDLL | None:
     """The loaded library, or None (with the reason in :func:`unavailable_reason`)."""
+    from . import cutlass_build  # not at import: `python -m ...cutlass_build` would import it twice
+
     path = os.environ.get("ELAS_CUTLASS_LIB") or str(cutlass_build.default_library_path())
     if not os.path.isfile(path):
         return None
@@ -52,7 +53,7 @@ def library() -> ctypes.CDLL | None:
         return None
     ptr, i32 = ctypes.c_void_p, ctypes.c_int
     lib.elas_up_relu2_sparse24.restype = i32
-    lib.elas_up_relu2_sparse24.argtypes = [ptr, ptr, ptr, i32, i32, i32, ptr, i32, i32, ptr, i32]
+    lib.elas_up_relu2_sparse24.argtypes = [ptr, ptr, ptr, i32, i32, i32, ptr, i32, i32, ptr]
     lib.elas_grad_relu2_sparse24.restype = i32
     lib.elas_grad_relu2_sparse24.argtypes = [ptr, ptr, ptr, ptr, ptr, i32, i32, i32, ptr, i32, i32, ptr]
     return lib
@@ -79,17 +80,17 @@ def shape_ok(m: int, n: int, k: int, dtype: torch.dtype) -> bool:
     return dtype == torch.bfloat16 and m % 64 == 0 and n % 64 == 0 and k % 8 == 0
 
 
-_ERRORS = {1: "shape not supported", 2: "CUTLASS initialize failed", 3: "kernel launch failed", 4: "no such variant"}
+_ERRORS = {1: "shape not supported", 2: "CUTLASS initialize failed", 3: "kernel launch failed"}
 
 
 def _call(name: str, fn, device: torch.device, m: int, n: int, k: int, *args, check: bool) -> None:
     """Calls a library entry point on ``device``'s current stream; raises on its error code and,
     with ``check``, on the layout self-check (which syncs the device)."""
-    err = torch.zeros(1, dtype=torch.int32, device=device)
+    err = torch.zeros(1, dtype=torch.int32, device=device) if check else None  # no extra kernel otherwise
     sms = torch.cuda.get_device_properties(device).multi_processor_count
     stream = torch.cuda.current_stream(device).cuda_stream
     with torch.cuda.device(device):
-        code = fn(*args, m, n, k, err.data_ptr(), int(check), sms, stream)
+        code = fn(*args, m, n, k, err.data_ptr() if check else None, int(check), sms, stream)
     if code:
         raise RuntimeError(f"elas.{name} {m}x{n}x{k}: {_ERRORS.get(code, code)}")
     if check and int(err.item()):
@@ -97,11 +98,11 @@ def _call(name: str, fn, device: torch.device, m: int, n: int, k: int, *args, ch
                            "(kernels/cutlass/sparse24_epilogue.cuh)")
 
 
-def _launch_up(h: torch.Tensor, w: torch.Tensor, check: bool, variant: int = 0) -> torch.Tensor:
+def _launch_up(h: torch.Tensor, w: torch.Tensor, check: bool) -> torch.Tensor:
     (m, k), n = h.shape, w.shape[0]
     packed = torch.empty(packed_shape(m, n), dtype=h.dtype, device=h.device)
     fn = functools.partial(library().elas_up_relu2_sparse24, h.data_ptr(), w.data_ptr(), packed.data_ptr())
-    _call("cutlass_up_relu2_sparse24", lambda *a: fn(*a, variant), h.device, m, n, k, check=check)
+    _call("cutlass_up_relu2_sparse24", fn, h.device, m, n, k, check=check)
     return packed
 
 
@@ -115,9 +116,9 @@ def _launch_grad(g: torch.Tensor, w: torch.Tensor, packed: torch.Tensor, check: 
     return dy, s
 
 
-def up_relu2_sparse24_check(h: torch.Tensor, w: torch.Tensor, variant: int = 0) -> torch.Tensor:
-    """The CUDA kernel with its layout self-check on (syncs the device; for tests and benchmarks)."""
-    return _launch_up(h.contiguous(), w.contiguous(), check=True, variant=variant)
+def up_relu2_sparse24_check(h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """The CUDA kernel with its layout self-check on (syncs the device; for tests)."""
+    return _launch_up(h.contiguous(), w.contiguous(), check=True)
 
 
 def grad_relu2_sparse24_check(g: torch.Tensor, w: torch.Tensor, packed: torch.Tensor):
