@@ -19,11 +19,14 @@ that carry the 2:4 work in their epilogue (``elas::up_relu2_sparsify24_compress`
 ``ELAS_DV_KERNEL=1`` computes dVdown with a Triton GEMM that expands S from
 the compressed operand tile by tile (``elas::tn_sparse24_mm``).
 
-CUTLASS kernels (Hopper, optional library: ``kernels/cutlass_ext``): ``ELAS_CUTLASS=1`` computes
-the compressed S with ``elas::cutlass_up_relu2_sparse24`` (y never in memory) and, in ``masked``
-mode, dy and S with ``elas::cutlass_grad_relu2_sparse24`` (dS never in memory). Where they cannot
-run (no library, not sm_90, not bf16, unaligned shapes) the op warns once why and uses the path
-above.
+CUTLASS kernels (Hopper, optional library: ``kernels/cutlass_ext``): ``elas::cutlass_up_relu2_sparse24``
+computes the compressed S in the up GEMM's epilogue (y never in memory), and in ``masked`` mode
+``elas::cutlass_grad_relu2_sparse24`` computes dy and S in the dS GEMM's epilogue (dS never in
+memory). ``ELAS_CUTLASS`` (read when the op is traced): ``auto`` (default) uses the up kernel
+wherever it can run (library built, sm_90, bf16, aligned shapes) and stays silent otherwise;
+``up``, ``grad`` or ``1`` (both) ask for them and warn once why where they cannot run; ``0``
+turns them off. The grad kernel is not in ``auto``: it measured slower than the split path
+(docs/kernels.md).
 
 The op is a ``triton_op`` so Inductor traces into it: the GEMMs, the Triton kernels and
 ``elas::cslt_mm`` all appear in the compiled graph. Token counts that are not a multiple of ROW_ALIGN (64)
@@ -61,18 +64,19 @@ def fused_gemms(which: str) -> bool:
 _cutlass_warned: set = set()
 
 
-def use_cutlass(t: torch.Tensor, m: int, n: int, k: int) -> bool:
-    """Whether ``ELAS_CUTLASS=1`` asks for the CUTLASS kernels and they can run on this GEMM
-    (warns once per reason when asked for and not possible)."""
-    if os.environ.get("ELAS_CUTLASS", "0") != "1":
+def use_cutlass(which: str, t: torch.Tensor, m: int, n: int, k: int) -> bool:
+    """Whether the CUTLASS ``up`` or ``grad`` kernel computes this GEMM (see the module docstring)."""
+    setting = os.environ.get("ELAS_CUTLASS", "auto")
+    asked = setting == "1" or which in setting.split(",")
+    if not asked and not (setting == "auto" and which == "up"):
         return False
     reason = cutlass_ext.unavailable_reason(t.device)
     if reason is None and not cutlass_ext.shape_ok(m, n, k, t.dtype):
         reason = f"needs bf16 and M, N % 64 == 0, K % 8 == 0 (got {m}x{n}x{k} {t.dtype})"
-    if reason is not None and reason not in _cutlass_warned:
+    if asked and reason is not None and reason not in _cutlass_warned:
         _cutlass_warned.add(reason)
-        warnings.warn(f"ELAS_CUTLASS=1 but the CUTLASS kernels cannot run: {reason}; using the Triton path",
-                      stacklevel=3)
+        warnings.warn(f"ELAS_CUTLASS={setting} but the CUTLASS {which} kernel cannot run: {reason}; "
+                      "using the Triton path", stacklevel=3)
     return reason is None
 
 
@@ -91,7 +95,7 @@ def lowrank_relu2_sparse24_linear(h: torch.Tensor, w_up_u: torch.Tensor, w_down_
     h2 = h.reshape(-1, r_in)
     m = h2.shape[0]
     mp = _padded(m)
-    if mode == "masked" and use_cutlass(h2, mp, f, r_in):
+    if mode == "masked" and use_cutlass("up", h2, mp, f, r_in):
         packed = torch.ops.elas.cutlass_up_relu2_sparse24(_pad_rows(h2, mp), w_up_u)
         saved_y = h2.new_empty(0)
     elif fused_gemms("up"):
@@ -122,7 +126,7 @@ def _backward(ctx, grad_out, _grad_packed, _grad_y):
     y = saved_y if ctx.mode == "ste" else None
     use_dv_kernel = dv_kernel() and g.shape[1] % 16 == 0
     s = None  # the dense S, when the dy pass wrote it
-    if ctx.mode == "masked" and not use_dv_kernel and use_cutlass(g, mp, f, g.shape[1]):
+    if ctx.mode == "masked" and not use_dv_kernel and use_cutlass("grad", g, mp, f, g.shape[1]):
         grad_y, s = torch.ops.elas.cutlass_grad_relu2_sparse24(g, w_down_v, packed)
     elif fused_gemms("grad"):  # experimental kernels (see the module docstring)
         grad_y = torch.ops.elas.grad_relu2_sparse24(g, w_down_v, packed, y, ctx.mode)

@@ -60,7 +60,7 @@ def test_ffn_asked_for_cutlass_on_cpu_warns_once_and_matches(monkeypatch):
         out = fused_ffn.lowrank_relu2_sparse24(h, u, v, "masked")
         out.sum().backward()
     messages = [str(w.message) for w in caught if "ELAS_CUTLASS" in str(w.message)]
-    assert len(messages) == 1 and "not a CUDA device" in messages[0]
+    assert len(messages) == 1 and "not a CUDA device" in messages[0]  # once, for up and grad alike
     assert torch.equal(out, ref)
     for t, r in zip((h, u, v), ref_grads):
         assert torch.equal(t.grad, r)
@@ -77,3 +77,13 @@ def test_library_path_follows_the_sources():
     path = cutlass_build.default_library_path()
     assert cutlass_build.source_hash() in path.name and path.suffix == ".so"
     assert cutlass_ext.unavailable_reason("cpu") == "not a CUDA device"
+
+
+def test_auto_is_silent_where_the_kernels_cannot_run(monkeypatch):
+    monkeypatch.delenv("ELAS_CUTLASS", raising=False)
+    monkeypatch.setattr(fused_ffn, "_cutlass_warned", set())
+    h = torch.randn(64, 32, dtype=torch.bfloat16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert not fused_ffn.use_cutlass("up", h, 64, 128, 32)
+        assert not fused_ffn.use_cutlass("grad", h, 64, 128, 32)

@@ -29,6 +29,8 @@ using BF16 = cutlass::bfloat16_t;
 
 namespace elas {
 
+// Load = false: a diagnostic variant that expands zeros instead of loading (benchmarks only).
+template <bool Load = true>
 struct ExpandS {
   struct SharedStorage {};
   struct Arguments {
@@ -92,7 +94,7 @@ struct ExpandS {
           int const n_tile = get<1>(crd(0)) & ~31;
           uint4 in = make_uint4(0, 0, 0, 0);
           uint32_t word = 0;
-          if (m_row < M && n_tile < N) {
+          if (Load && m_row < M && n_tile < N) {
             in = *reinterpret_cast<uint4 const*>(params->values + size_t(m_row) * (N / 4) + n_tile / 4 + (high ? 4 : 0));
             word = params->meta[meta_word(m_row & ~8, n_tile, ((lane >> 1) & 1) + (odd ? 2 : 0), N)];
           }
@@ -161,30 +163,66 @@ struct GradRelu2<cutlass::Array<T, N>> {
   }
 };
 
-namespace grad {
-using Tile = Shape<_128, _128, _64>;
-using Cluster = Shape<_2, _1, _1>;
-using Schedule = cutlass::epilogue::TmaWarpSpecialized;
-using EpiDesc = cutlass::epilogue::collective::detail::EpilogueDescriptor<Tile, Shape<_64, _32>, void, BF16, Schedule>;
-using SDesc = cutlass::epilogue::collective::detail::AuxStoreDescriptor<EpiDesc, cutlass::layout::RowMajor, BF16>;
-using StoreS = cutlass::epilogue::fusion::Sm90AuxStore<
-    SDesc::Stages, typename EpiDesc::EpilogueTile, BF16, cutlass::FloatRoundStyle::round_to_nearest,
-    typename SDesc::Stride, typename SDesc::SmemLayoutAtom, typename SDesc::CopyOpR2S, 8>;
-using Tree = cutlass::epilogue::fusion::Sm90EVT<
-    cutlass::epilogue::fusion::Sm90Compute<GradRelu2, BF16, float, cutlass::FloatRoundStyle::round_to_nearest>,
-    cutlass::epilogue::fusion::Sm90AccFetch,
-    cutlass::epilogue::fusion::Sm90EVT<StoreS, ExpandS>>;
-using Epilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
-    cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, Tile, Cluster, Shape<_64, _32>, float, float,
-    void, cutlass::layout::RowMajor, 8, BF16, cutlass::layout::RowMajor, 8, Schedule, Tree>::CollectiveOp;
-using Mainloop = typename cutlass::gemm::collective::CollectiveBuilder<
-    cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp,
-    BF16, cutlass::layout::RowMajor, 8, BF16, cutlass::layout::RowMajor, 8, float, Tile, Cluster,
-    cutlass::gemm::collective::StageCountAutoCarveout<static_cast<int>(sizeof(typename Epilogue::SharedStorage))>,
-    cutlass::gemm::KernelTmaWarpSpecializedPingpong>::CollectiveOp;
-using Kernel = cutlass::gemm::kernel::GemmUniversal<Shape<int, int, int, int>, Mainloop, Epilogue>;
-using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
-}  // namespace grad
+// Variant 0: the kernel. Diagnostics (benchmarks/bench_cutlass.py): 1 without the S store, 2 without
+// the compressed-S loads (wrong dy), 3 with W given K-major (W^T: N x K row-major).
+template <int Variant>
+struct GradGemm {
+  using Tile = Shape<_128, _128, _64>;
+  using Cluster = Shape<_2, _1, _1>;
+  using Schedule = cutlass::epilogue::TmaWarpSpecialized;
+  using EpiDesc = cutlass::epilogue::collective::detail::EpilogueDescriptor<Tile, Shape<_64, _32>, void, BF16, Schedule>;
+  using SDesc = cutlass::epilogue::collective::detail::AuxStoreDescriptor<EpiDesc, cutlass::layout::RowMajor, BF16>;
+  using StoreS = cutlass::epilogue::fusion::Sm90AuxStore<
+      SDesc::Stages, typename EpiDesc::EpilogueTile, BF16, cutlass::FloatRoundStyle::round_to_nearest,
+      typename SDesc::Stride, typename SDesc::SmemLayoutAtom, typename SDesc::CopyOpR2S, 8>;
+  using Expand = ExpandS<Variant != 2>;
+  using SNode = cute::conditional_t<Variant == 1, Expand, cutlass::epilogue::fusion::Sm90EVT<StoreS, Expand>>;
+  using Tree = cutlass::epilogue::fusion::Sm90EVT<
+      cutlass::epilogue::fusion::Sm90Compute<GradRelu2, BF16, float, cutlass::FloatRoundStyle::round_to_nearest>,
+      cutlass::epilogue::fusion::Sm90AccFetch, SNode>;
+  using Epilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
+      cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, Tile, Cluster, Shape<_64, _32>, float, float,
+      void, cutlass::layout::RowMajor, 8, BF16, cutlass::layout::RowMajor, 8, Schedule, Tree>::CollectiveOp;
+  using LayoutB = cute::conditional_t<Variant == 3, cutlass::layout::ColumnMajor, cutlass::layout::RowMajor>;
+  using Mainloop = typename cutlass::gemm::collective::CollectiveBuilder<
+      cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp,
+      BF16, cutlass::layout::RowMajor, 8, BF16, LayoutB, 8, float, Tile, Cluster,
+      cutlass::gemm::collective::StageCountAutoCarveout<static_cast<int>(sizeof(typename Epilogue::SharedStorage))>,
+      cutlass::gemm::KernelTmaWarpSpecializedPingpong>::CollectiveOp;
+  using Kernel = cutlass::gemm::kernel::GemmUniversal<Shape<int, int, int, int>, Mainloop, Epilogue>;
+  using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
+};
+
+template <int Variant>
+int grad_relu2_sparse24(const void* g, const void* w, const void* packed, void* dy, void* s,
+                        int M, int N, int K, int* err, int check, int sm_count, cudaStream_t stream) {
+  using G = GradGemm<Variant>;
+  using Gemm = typename G::Gemm;
+  using K_ = typename Gemm::GemmKernel;
+  auto sa = cutlass::make_cute_packed_stride(typename K_::StrideA{}, make_shape(M, K, 1));
+  auto sb = cutlass::make_cute_packed_stride(typename K_::StrideB{}, make_shape(N, K, 1));
+  auto sc = cutlass::make_cute_packed_stride(typename K_::StrideC{}, make_shape(M, N, 1));
+  auto sd = cutlass::make_cute_packed_stride(typename K_::StrideD{}, make_shape(M, N, 1));
+  auto ss = cutlass::make_cute_packed_stride(typename G::SDesc::Stride{}, make_shape(M, N, 1));
+  typename G::Expand::Arguments expand{static_cast<uint32_t const*>(packed),
+                                       static_cast<uint16_t const*>(packed) + size_t(M) * N / 2, err, check};
+  typename G::StoreS::Arguments store{static_cast<BF16*>(s), ss};
+  auto snode = [&] {
+    if constexpr (Variant == 1) return expand;
+    else return typename cutlass::epilogue::fusion::Sm90EVT<typename G::StoreS, typename G::Expand>::Arguments{expand, store};
+  }();
+  cutlass::KernelHardwareInfo hw{0, sm_count};
+  typename Gemm::Arguments args{cutlass::gemm::GemmUniversalMode::kGemm, {M, N, K, 1},
+                                {static_cast<const BF16*>(g), sa, static_cast<const BF16*>(w), sb},
+                                {{{}, snode, {}}, nullptr, sc, static_cast<BF16*>(dy), sd}, hw};
+  if (M % 64 || N % 64 || K % 8 || Gemm::can_implement(args) != cutlass::Status::kSuccess) return 1;
+  if (Gemm::get_workspace_size(args) != 0) return 1;
+  Gemm gemm;
+  if (gemm.initialize(args, nullptr, stream) != cutlass::Status::kSuccess) return 2;
+  if (gemm.run(stream) != cutlass::Status::kSuccess) return 3;
+  return cudaPeekAtLastError() == cudaSuccess ? 0 : 3;
+}
+
 
 }  // namespace elas
 
@@ -194,28 +232,21 @@ extern "C" {
 // Returns 0, or 1 (shape not supported), 2 (initialize failed), 3 (launch failed).
 int elas_grad_relu2_sparse24(const void* g, const void* w, const void* packed, void* dy, void* s,
                              int M, int N, int K, int* err, int check, int sm_count, void* stream) {
-  using namespace elas;
-  using Gemm = grad::Gemm;
-  using K_ = Gemm::GemmKernel;
-  auto sa = cutlass::make_cute_packed_stride(typename K_::StrideA{}, make_shape(M, K, 1));
-  auto sb = cutlass::make_cute_packed_stride(typename K_::StrideB{}, make_shape(N, K, 1));
-  auto sc = cutlass::make_cute_packed_stride(typename K_::StrideC{}, make_shape(M, N, 1));
-  auto sd = cutlass::make_cute_packed_stride(typename K_::StrideD{}, make_shape(M, N, 1));
-  auto ss = cutlass::make_cute_packed_stride(typename grad::SDesc::Stride{}, make_shape(M, N, 1));
-  ExpandS::Arguments expand{static_cast<uint32_t const*>(packed),
-                            static_cast<uint16_t const*>(packed) + size_t(M) * N / 2, err, check};
-  typename grad::StoreS::Arguments store{static_cast<BF16*>(s), ss};
-  cutlass::KernelHardwareInfo hw{0, sm_count};
-  Gemm::Arguments args{cutlass::gemm::GemmUniversalMode::kGemm, {M, N, K, 1},
-                       {static_cast<const BF16*>(g), sa, static_cast<const BF16*>(w), sb},
-                       {{{}, {expand, store}, {}}, nullptr, sc, static_cast<BF16*>(dy), sd}, hw};
-  if (M % 64 || N % 64 || K % 8 || Gemm::can_implement(args) != cutlass::Status::kSuccess) return 1;
-  if (Gemm::get_workspace_size(args) != 0) return 1;
-  Gemm gemm;
+  return elas::grad_relu2_sparse24<0>(g, w, packed, dy, s, M, N, K, err, check, sm_count,
+                                      static_cast<cudaStream_t>(stream));
+}
+
+// The diagnostic variants (GradGemm); 4: no such variant.
+int elas_grad_relu2_sparse24_variant(const void* g, const void* w, const void* packed, void* dy, void* s,
+                                     int M, int N, int K, int* err, int check, int sm_count, void* stream,
+                                     int variant) {
   cudaStream_t st = static_cast<cudaStream_t>(stream);
-  if (gemm.initialize(args, nullptr, st) != cutlass::Status::kSuccess) return 2;
-  if (gemm.run(st) != cutlass::Status::kSuccess) return 3;
-  return cudaPeekAtLastError() == cudaSuccess ? 0 : 3;
+  switch (variant) {
+    case 1: return elas::grad_relu2_sparse24<1>(g, w, packed, dy, s, M, N, K, err, check, sm_count, st);
+    case 2: return elas::grad_relu2_sparse24<2>(g, w, packed, dy, s, M, N, K, err, check, sm_count, st);
+    case 3: return elas::grad_relu2_sparse24<3>(g, w, packed, dy, s, M, N, K, err, check, sm_count, st);
+    default: return 4;
+  }
 }
 
 }  // extern "C"

@@ -115,3 +115,14 @@ def test_grad_in_cuda_graph():
         captured = torch.ops.elas.cutlass_grad_relu2_sparse24(g, w, packed)
     graph.replay()
     assert torch.equal(captured[0], eager[0]) and torch.equal(captured[1], eager[1])
+
+
+def test_grad_k_major_variant_agrees():
+    h = torch.randn(512, 128, device=DEV).bfloat16()
+    u = (torch.randn(1024, 128, device=DEV) / 12).bfloat16()
+    packed = torch.ops.elas.cutlass_up_relu2_sparse24(h, u)
+    g = torch.randn(512, 128, device=DEV).bfloat16()
+    w = (torch.randn(128, 1024, device=DEV) / 12).bfloat16()
+    want = C._launch_grad(g, w, packed, check=True)
+    got = C._launch_grad(g, w.t().contiguous(), packed, check=True, variant=3)
+    assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
