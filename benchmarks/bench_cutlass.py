@@ -9,8 +9,6 @@ and the speed-up of cutlass over split; for the backward (dS = g @ W, K x N = th
   grad_cublas g @ W alone
   grad_split  g @ W then the Triton masked dy + dense S pass (the default path)
   grad_cutlass the CUTLASS GEMM whose epilogue writes dy and S (grad_relu2_sparse24.cu)
-  grad_v1/2/3 its diagnostic builds: without the S store / without the compressed-S loads /
-              with W read K-major (what each part costs)
 
     python benchmarks/bench_cutlass.py [--csv PATH] [--shapes 16384x8192x512,...]
 
@@ -53,8 +51,6 @@ def run_shape(m: int, n: int, k: int) -> dict:
     row["grad_split"] = graph_ms(lambda: torch.ops.elas.relu2_sparsify24_backward_expand(g @ wt, packed, None, "masked", m, n))
     row["grad_cutlass"] = graph_ms(lambda: torch.ops.elas.cutlass_grad_relu2_sparse24(g, wt, packed))
     row["grad_speedup"] = row["grad_split"] / row["grad_cutlass"]
-    for v, b in ((1, wt), (2, wt), (3, w)):
-        row[f"grad_v{v}"] = graph_ms(lambda: C._launch_grad(g, b, packed, check=False, variant=v))
     row["tflops_cutlass"] = 2 * m * n * k / row["cutlass"] / 1e9
     return row
 
@@ -70,7 +66,7 @@ def main(argv=None) -> None:
     rows = [run_shape(*map(int, s.split("x"))) for s in args.shapes.split(",")]
     write_csv(args.csv, rows, device_meta())
     cols = ["cublas", "split", "cutlass", "speedup",
-            "grad_cublas", "grad_split", "grad_cutlass", "grad_speedup", "grad_v1", "grad_v2", "grad_v3"]
+            "grad_cublas", "grad_split", "grad_cutlass", "grad_speedup"]
     print(f"{'M x N x K':>18} " + " ".join(f"{c:>12}" for c in cols))
     for r in rows:
         print(f"{r['m']}x{r['n']}x{r['k']:<6} " + " ".join(f"{r[c]:12.4f}" for c in cols))

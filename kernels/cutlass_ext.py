@@ -56,8 +56,6 @@ def library() -> ctypes.CDLL | None:
     lib.elas_up_relu2_sparse24.argtypes = [ptr, ptr, ptr, i32, i32, i32, ptr, i32, i32, ptr]
     lib.elas_grad_relu2_sparse24.restype = i32
     lib.elas_grad_relu2_sparse24.argtypes = [ptr, ptr, ptr, ptr, ptr, i32, i32, i32, ptr, i32, i32, ptr]
-    lib.elas_grad_relu2_sparse24_variant.restype = i32
-    lib.elas_grad_relu2_sparse24_variant.argtypes = [ptr, ptr, ptr, ptr, ptr, i32, i32, i32, ptr, i32, i32, ptr, i32]
     return lib
 
 
@@ -108,18 +106,12 @@ def _launch_up(h: torch.Tensor, w: torch.Tensor, check: bool) -> torch.Tensor:
     return packed
 
 
-def _launch_grad(g: torch.Tensor, w: torch.Tensor, packed: torch.Tensor, check: bool,
-                 variant: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """variant > 0: a diagnostic build of the kernel (grad_relu2_sparse24.cu; 3 takes w as N x K)."""
-    m, k = g.shape
-    n = w.shape[0] if variant == 3 else w.shape[1]
+def _launch_grad(g: torch.Tensor, w: torch.Tensor, packed: torch.Tensor, check: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    (m, k), n = g.shape, w.shape[1]
     dy = torch.empty(m, n, dtype=g.dtype, device=g.device)
     s = torch.empty(m, n, dtype=g.dtype, device=g.device)
-    lib = library()
-    entry = lib.elas_grad_relu2_sparse24
-    if variant:
-        entry = functools.partial(lambda *a: lib.elas_grad_relu2_sparse24_variant(*a, variant))
-    fn = functools.partial(entry, g.data_ptr(), w.data_ptr(), packed.data_ptr(), dy.data_ptr(), s.data_ptr())
+    fn = functools.partial(library().elas_grad_relu2_sparse24, g.data_ptr(), w.data_ptr(), packed.data_ptr(),
+                           dy.data_ptr(), s.data_ptr())
     _call("cutlass_grad_relu2_sparse24", fn, g.device, m, n, k, check=check)
     return dy, s
 

@@ -29,52 +29,17 @@ using BF16 = cutlass::bfloat16_t;
 
 namespace elas {
 
-// Load = false: a diagnostic variant that expands zeros instead of loading (benchmarks only).
-template <bool Load = true>
-struct ExpandS {
-  struct SharedStorage {};
-  struct Arguments {
-    uint32_t const* values = nullptr;
-    uint16_t const* meta = nullptr;
-    int* err = nullptr;
-    int check = 0;
-  };
-  using Params = Arguments;
-
-  template <class ProblemShape>
-  static constexpr Params to_underlying_arguments(ProblemShape const&, Arguments const& args, void*) { return args; }
-  template <class ProblemShape>
-  static bool can_implement(ProblemShape const& shape, Arguments const&) {
-    auto [M, N, K, L] = append<4>(shape, 1);
-    return M % 64 == 0 && N % 64 == 0 && L == 1;
-  }
-  template <class ProblemShape>
-  static size_t get_workspace_size(ProblemShape const&, Arguments const&) { return 0; }
-  template <class ProblemShape>
-  static cutlass::Status initialize_workspace(ProblemShape const&, Arguments const&, void*, cudaStream_t,
-                                              cutlass::CudaHostAdapter* = nullptr) {
-    return cutlass::Status::kSuccess;
-  }
-
-  CUTLASS_HOST_DEVICE ExpandS() {}
-  CUTLASS_HOST_DEVICE ExpandS(Params const& params, SharedStorage const&) : params_ptr(&params) {}
-  Params const* params_ptr = nullptr;
-
-  CUTLASS_DEVICE bool is_producer_load_needed() const { return false; }
-  CUTLASS_DEVICE bool is_C_load_needed() const { return false; }
-  template <class... Args>
-  CUTLASS_DEVICE auto get_producer_load_callbacks(cutlass::epilogue::fusion::ProducerLoadArgs<Args...> const&) {
-    return cutlass::epilogue::fusion::EmptyProducerLoadCallbacks{};
-  }
+struct ExpandS : Sparse24Node<uint32_t const, uint16_t const> {
+  using Sparse24Node::Sparse24Node;
 
   template <class RTensor, class CTensor>
-  struct ConsumerStoreCallbacks : cutlass::epilogue::fusion::EmptyConsumerStoreCallbacks {
-    CUTLASS_DEVICE ConsumerStoreCallbacks(RTensor&& r, CTensor&& c, int m, int n, Params const* p)
-        : tC_rS(cute::forward<RTensor>(r)), tC_cS(cute::forward<CTensor>(c)), M(m), N(n), params(p) {}
-    RTensor tC_rS;  // the dense S of this subtile, bf16 (CPY, CPY_M, CPY_N)
-    CTensor tC_cS;  // (m, n) of each element (CPY, CPY_M, CPY_N, EPI_M, EPI_N)
-    int M, N;
-    Params const* params;
+  struct ConsumerStoreCallbacks : Callbacks<RTensor, CTensor> {  // tC_rS: the dense S of this subtile
+    using Callbacks<RTensor, CTensor>::Callbacks;
+    using Callbacks<RTensor, CTensor>::tC_rS;
+    using Callbacks<RTensor, CTensor>::tC_cS;
+    using Callbacks<RTensor, CTensor>::M;
+    using Callbacks<RTensor, CTensor>::N;
+    using Callbacks<RTensor, CTensor>::params;
 
     // the thread's compressed S of every subtile of the tile, loaded at once in begin(): one memory
     // latency per tile instead of one per subtile
@@ -94,7 +59,7 @@ struct ExpandS {
           int const n_tile = get<1>(crd(0)) & ~31;
           uint4 in = make_uint4(0, 0, 0, 0);
           uint32_t word = 0;
-          if (Load && m_row < M && n_tile < N) {
+          if (m_row < M && n_tile < N) {
             in = *reinterpret_cast<uint4 const*>(params->values + size_t(m_row) * (N / 4) + n_tile / 4 + (high ? 4 : 0));
             word = params->meta[meta_word(m_row & ~8, n_tile, ((lane >> 1) & 1) + (odd ? 2 : 0), N)];
           }
@@ -146,13 +111,7 @@ struct ExpandS {
 
   template <bool ReferenceSrc, class... Args>
   CUTLASS_DEVICE auto get_consumer_store_callbacks(cutlass::epilogue::fusion::ConsumerStoreArgs<Args...> const& args) {
-    auto [M, N, K, L] = args.problem_shape_mnkl;
-    Tensor coords = make_identity_tensor(make_shape(M, N, L));
-    Tensor tC_cS = cutlass::epilogue::fusion::sm90_partition_for_epilogue<ReferenceSrc>(
-        coords, args.tile_shape_mnk, args.tile_coord_mnkl, args.epi_tile, args.tiled_copy, args.thread_idx);
-    Tensor tC_rS = make_tensor<BF16>(take<0, 3>(shape(tC_cS)));
-    return ConsumerStoreCallbacks<decltype(tC_rS), decltype(tC_cS)>(
-        cute::move(tC_rS), cute::move(tC_cS), int(M), int(N), params_ptr);
+    return make_callbacks<ConsumerStoreCallbacks, ReferenceSrc>(args);
   }
 };
 
@@ -171,9 +130,8 @@ struct GradRelu2<cutlass::Array<T, N>> {
   }
 };
 
-// Variant 0: the kernel. Diagnostics (benchmarks/bench_cutlass.py): 1 without the S store, 2 without
-// the compressed-S loads (wrong dy), 3 with W given K-major (W^T: N x K row-major).
-template <int Variant>
+// (Session 35 measured diagnostic builds of this kernel: without the S store, without the loads,
+// with W read K-major; docs/kernels.md.)
 struct GradGemm {
   using Tile = Shape<_128, _128, _64>;
   using Cluster = Shape<_2, _1, _1>;
@@ -183,28 +141,26 @@ struct GradGemm {
   using StoreS = cutlass::epilogue::fusion::Sm90AuxStore<
       SDesc::Stages, typename EpiDesc::EpilogueTile, BF16, cutlass::FloatRoundStyle::round_to_nearest,
       typename SDesc::Stride, typename SDesc::SmemLayoutAtom, typename SDesc::CopyOpR2S, 8>;
-  using Expand = ExpandS<Variant != 2>;
-  using SNode = cute::conditional_t<Variant == 1, Expand, cutlass::epilogue::fusion::Sm90EVT<StoreS, Expand>>;
+  using Expand = ExpandS;
+  using SNode = cutlass::epilogue::fusion::Sm90EVT<StoreS, Expand>;
   using Tree = cutlass::epilogue::fusion::Sm90EVT<
       cutlass::epilogue::fusion::Sm90Compute<GradRelu2, BF16, float, cutlass::FloatRoundStyle::round_to_nearest>,
       cutlass::epilogue::fusion::Sm90AccFetch, SNode>;
   using Epilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
       cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, Tile, Cluster, Shape<_64, _32>, float, float,
       void, cutlass::layout::RowMajor, 8, BF16, cutlass::layout::RowMajor, 8, Schedule, Tree>::CollectiveOp;
-  using LayoutB = cute::conditional_t<Variant == 3, cutlass::layout::ColumnMajor, cutlass::layout::RowMajor>;
   using Mainloop = typename cutlass::gemm::collective::CollectiveBuilder<
       cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp,
-      BF16, cutlass::layout::RowMajor, 8, BF16, LayoutB, 8, float, Tile, Cluster,
+      BF16, cutlass::layout::RowMajor, 8, BF16, cutlass::layout::RowMajor, 8, float, Tile, Cluster,
       cutlass::gemm::collective::StageCountAutoCarveout<static_cast<int>(sizeof(typename Epilogue::SharedStorage))>,
       cutlass::gemm::KernelTmaWarpSpecializedPingpong>::CollectiveOp;
   using Kernel = cutlass::gemm::kernel::GemmUniversal<Shape<int, int, int, int>, Mainloop, Epilogue>;
   using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
 };
 
-template <int Variant>
 int grad_relu2_sparse24(const void* g, const void* w, const void* packed, void* dy, void* s,
                         int M, int N, int K, int* err, int check, int sm_count, cudaStream_t stream) {
-  using G = GradGemm<Variant>;
+  using G = GradGemm;
   using Gemm = typename G::Gemm;
   using K_ = typename Gemm::GemmKernel;
   auto sa = cutlass::make_cute_packed_stride(typename K_::StrideA{}, make_shape(M, K, 1));
@@ -215,10 +171,7 @@ int grad_relu2_sparse24(const void* g, const void* w, const void* packed, void* 
   typename G::Expand::Arguments expand{static_cast<uint32_t const*>(packed),
                                        static_cast<uint16_t const*>(packed) + size_t(M) * N / 2, err, check};
   typename G::StoreS::Arguments store{static_cast<BF16*>(s), ss};
-  auto snode = [&] {
-    if constexpr (Variant == 1) return expand;
-    else return typename cutlass::epilogue::fusion::Sm90EVT<typename G::StoreS, typename G::Expand>::Arguments{expand, store};
-  }();
+  typename G::SNode::Arguments snode{expand, store};
   cutlass::KernelHardwareInfo hw{0, sm_count};
   typename Gemm::Arguments args{cutlass::gemm::GemmUniversalMode::kGemm, {M, N, K, 1},
                                 {static_cast<const BF16*>(g), sa, static_cast<const BF16*>(w), sb},
@@ -240,21 +193,8 @@ extern "C" {
 // Returns 0, or 1 (shape not supported), 2 (initialize failed), 3 (launch failed).
 int elas_grad_relu2_sparse24(const void* g, const void* w, const void* packed, void* dy, void* s,
                              int M, int N, int K, int* err, int check, int sm_count, void* stream) {
-  return elas::grad_relu2_sparse24<0>(g, w, packed, dy, s, M, N, K, err, check, sm_count,
-                                      static_cast<cudaStream_t>(stream));
-}
-
-// The diagnostic variants (GradGemm); 4: no such variant.
-int elas_grad_relu2_sparse24_variant(const void* g, const void* w, const void* packed, void* dy, void* s,
-                                     int M, int N, int K, int* err, int check, int sm_count, void* stream,
-                                     int variant) {
-  cudaStream_t st = static_cast<cudaStream_t>(stream);
-  switch (variant) {
-    case 1: return elas::grad_relu2_sparse24<1>(g, w, packed, dy, s, M, N, K, err, check, sm_count, st);
-    case 2: return elas::grad_relu2_sparse24<2>(g, w, packed, dy, s, M, N, K, err, check, sm_count, st);
-    case 3: return elas::grad_relu2_sparse24<3>(g, w, packed, dy, s, M, N, K, err, check, sm_count, st);
-    default: return 4;
-  }
+  return elas::grad_relu2_sparse24(g, w, packed, dy, s, M, N, K, err, check, sm_count,
+                                   static_cast<cudaStream_t>(stream));
 }
 
 }  // extern "C"

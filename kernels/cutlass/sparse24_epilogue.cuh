@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "cute/tensor.hpp"
+#include "cutlass/epilogue/fusion/sm90_visitor_tma_warpspecialized.hpp"
 
 namespace elas {
 
@@ -56,5 +57,68 @@ __device__ __forceinline__ bool layout_ok(Crd const& crd) {
   }
   return ok;
 }
+
+// What both 2:4 visitor nodes share: their arguments (the compressed buffer's two regions; `Word`
+// is uint32_t, or const for the node that reads them), a visitor node's host-side plumbing, and the
+// per-thread subtile tensors their callbacks work on.
+template <class Word, class MetaWord>
+struct Sparse24Node {
+  struct SharedStorage {};
+  struct Arguments {
+    Word* values = nullptr;  // M x N/4 words: the kept pair of each group of 4
+    MetaWord* meta = nullptr;
+    int* err = nullptr;      // set when `check` finds another register layout
+    int check = 0;
+  };
+  using Params = Arguments;
+
+  template <class ProblemShape>
+  static constexpr Params to_underlying_arguments(ProblemShape const&, Arguments const& args, void*) { return args; }
+  template <class ProblemShape>
+  static bool can_implement(ProblemShape const& shape, Arguments const&) {
+    auto [M, N, K, L] = cute::append<4>(shape, 1);
+    return M % 64 == 0 && N % 64 == 0 && L == 1;
+  }
+  template <class ProblemShape>
+  static size_t get_workspace_size(ProblemShape const&, Arguments const&) { return 0; }
+  template <class ProblemShape>
+  static cutlass::Status initialize_workspace(ProblemShape const&, Arguments const&, void*, cudaStream_t,
+                                              cutlass::CudaHostAdapter* = nullptr) {
+    return cutlass::Status::kSuccess;
+  }
+
+  CUTLASS_HOST_DEVICE Sparse24Node() {}
+  CUTLASS_HOST_DEVICE Sparse24Node(Params const& params, SharedStorage const&) : params_ptr(&params) {}
+  Params const* params_ptr = nullptr;
+
+  CUTLASS_DEVICE bool is_producer_load_needed() const { return false; }
+  CUTLASS_DEVICE bool is_C_load_needed() const { return false; }
+  template <class... Args>
+  CUTLASS_DEVICE auto get_producer_load_callbacks(cutlass::epilogue::fusion::ProducerLoadArgs<Args...> const&) {
+    return cutlass::epilogue::fusion::EmptyProducerLoadCallbacks{};
+  }
+
+  // the callbacks' state: this subtile's bf16 values (CPY, CPY_M, CPY_N) and every element's
+  // (m, n) coordinates (CPY, CPY_M, CPY_N, EPI_M, EPI_N)
+  template <class RTensor, class CTensor>
+  struct Callbacks : cutlass::epilogue::fusion::EmptyConsumerStoreCallbacks {
+    CUTLASS_DEVICE Callbacks(RTensor&& r, CTensor&& c, int m, int n, Params const* p)
+        : tC_rS(cute::forward<RTensor>(r)), tC_cS(cute::forward<CTensor>(c)), M(m), N(n), params(p) {}
+    RTensor tC_rS;
+    CTensor tC_cS;
+    int M, N;
+    Params const* params;
+  };
+
+  template <template <class, class> class CB, bool ReferenceSrc, class... Args>
+  CUTLASS_DEVICE auto make_callbacks(cutlass::epilogue::fusion::ConsumerStoreArgs<Args...> const& args) const {
+    auto [M, N, K, L] = args.problem_shape_mnkl;
+    cute::Tensor coords = cute::make_identity_tensor(cute::make_shape(M, N, L));
+    cute::Tensor tC_cS = cutlass::epilogue::fusion::sm90_partition_for_epilogue<ReferenceSrc>(
+        coords, args.tile_shape_mnk, args.tile_coord_mnkl, args.epi_tile, args.tiled_copy, args.thread_idx);
+    cute::Tensor tC_rS = cute::make_tensor<cutlass::bfloat16_t>(cute::take<0, 3>(cute::shape(tC_cS)));
+    return CB<decltype(tC_rS), decltype(tC_cS)>(cute::move(tC_rS), cute::move(tC_cS), int(M), int(N), params_ptr);
+  }
+};
 
 }  // namespace elas

@@ -41,51 +41,18 @@ using BF16 = cutlass::bfloat16_t;
 
 namespace elas {
 
-struct Relu2Sparse24Store {
+struct Relu2Sparse24Store : Sparse24Node<uint32_t, uint16_t> {
   using ElementAux = BF16;  // what the collective epilogue calls D's element when D is void
-  struct SharedStorage {};
-  struct Arguments {
-    uint32_t* values = nullptr;  // M x N/4 words (two bf16 each)
-    uint16_t* meta = nullptr;
-    int* err = nullptr;
-    int check = 0;
-  };
-  using Params = Arguments;
-
-  template <class ProblemShape>
-  static constexpr Params to_underlying_arguments(ProblemShape const&, Arguments const& args, void*) { return args; }
-  template <class ProblemShape>
-  static bool can_implement(ProblemShape const& shape, Arguments const&) {
-    auto [M, N, K, L] = append<4>(shape, 1);
-    return M % 64 == 0 && N % 64 == 0 && L == 1;
-  }
-  template <class ProblemShape>
-  static size_t get_workspace_size(ProblemShape const&, Arguments const&) { return 0; }
-  template <class ProblemShape>
-  static cutlass::Status initialize_workspace(ProblemShape const&, Arguments const&, void*, cudaStream_t,
-                                              cutlass::CudaHostAdapter* = nullptr) {
-    return cutlass::Status::kSuccess;
-  }
-
-  CUTLASS_HOST_DEVICE Relu2Sparse24Store() {}
-  CUTLASS_HOST_DEVICE Relu2Sparse24Store(Params const& params, SharedStorage const&) : params_ptr(&params) {}
-  Params const* params_ptr = nullptr;
-
-  CUTLASS_DEVICE bool is_producer_load_needed() const { return false; }
-  CUTLASS_DEVICE bool is_C_load_needed() const { return false; }
-  template <class... Args>
-  CUTLASS_DEVICE auto get_producer_load_callbacks(cutlass::epilogue::fusion::ProducerLoadArgs<Args...> const&) {
-    return cutlass::epilogue::fusion::EmptyProducerLoadCallbacks{};
-  }
+  using Sparse24Node::Sparse24Node;
 
   template <class RTensor, class CTensor>
-  struct ConsumerStoreCallbacks : cutlass::epilogue::fusion::EmptyConsumerStoreCallbacks {
-    CUTLASS_DEVICE ConsumerStoreCallbacks(RTensor&& r, CTensor&& c, int m, int n, Params const* p)
-        : tC_rS(cute::forward<RTensor>(r)), tC_cS(cute::forward<CTensor>(c)), M(m), N(n), params(p) {}
-    RTensor tC_rS;  // relu² of this subtile, bf16 (CPY, CPY_M, CPY_N)
-    CTensor tC_cS;  // (m, n) of each element (CPY, CPY_M, CPY_N, EPI_M, EPI_N)
-    int M, N;
-    Params const* params;
+  struct ConsumerStoreCallbacks : Callbacks<RTensor, CTensor> {  // tC_rS: relu² of this subtile
+    using Callbacks<RTensor, CTensor>::Callbacks;
+    using Callbacks<RTensor, CTensor>::tC_rS;
+    using Callbacks<RTensor, CTensor>::tC_cS;
+    using Callbacks<RTensor, CTensor>::M;
+    using Callbacks<RTensor, CTensor>::N;
+    using Callbacks<RTensor, CTensor>::params;
 
     template <typename ElementAccumulator, typename ElementInput, int FragmentSize>
     CUTLASS_DEVICE auto visit(cutlass::Array<ElementAccumulator, FragmentSize> const& frg_acc, int epi_v, int, int,
@@ -145,13 +112,7 @@ struct Relu2Sparse24Store {
 
   template <bool ReferenceSrc, class... Args>
   CUTLASS_DEVICE auto get_consumer_store_callbacks(cutlass::epilogue::fusion::ConsumerStoreArgs<Args...> const& args) {
-    auto [M, N, K, L] = args.problem_shape_mnkl;
-    Tensor coords = make_identity_tensor(make_shape(M, N, L));
-    Tensor tC_cS = cutlass::epilogue::fusion::sm90_partition_for_epilogue<ReferenceSrc>(
-        coords, args.tile_shape_mnk, args.tile_coord_mnkl, args.epi_tile, args.tiled_copy, args.thread_idx);
-    Tensor tC_rS = make_tensor<BF16>(take<0, 3>(shape(tC_cS)));
-    return ConsumerStoreCallbacks<decltype(tC_rS), decltype(tC_cS)>(
-        cute::move(tC_rS), cute::move(tC_cS), int(M), int(N), params_ptr);
+    return make_callbacks<ConsumerStoreCallbacks, ReferenceSrc>(args);
   }
 };
 

@@ -87,14 +87,19 @@ def test_bad_shape_names_the_rule():
         torch.ops.elas.cutlass_up_relu2_sparse24(h, w)
 
 
-@pytest.mark.parametrize("m,n,k", SHAPES)
-def test_grad_matches_reference(m, n, k):
-    gen = torch.Generator(device=DEV).manual_seed(3 * m + k)
+def grad_operands(m, n, k, seed):
+    """(packed S of a random up projection, g: m x k, w: k x n) for the backward kernel."""
+    gen = torch.Generator(device=DEV).manual_seed(seed)
     h = torch.randn(m, k, device=DEV, generator=gen).bfloat16()
     u = (torch.randn(n, k, device=DEV, generator=gen) / k**0.5).bfloat16()
-    packed = C.up_relu2_sparse24_check(h, u)
     g = torch.randn(m, k, device=DEV, generator=gen).bfloat16()
     w = (torch.randn(k, n, device=DEV, generator=gen) / k**0.5).bfloat16()
+    return C.up_relu2_sparse24_check(h, u), g, w
+
+
+@pytest.mark.parametrize("m,n,k", SHAPES)
+def test_grad_matches_reference(m, n, k):
+    packed, g, w = grad_operands(m, n, k, seed=3 * m + k)
     dy, s = C.grad_relu2_sparse24_check(g, w, packed)
     assert torch.equal(s.cpu(), L.decompress24_reference(packed.cpu(), m, n))
     ref_dy, ref_s = torch.ops.elas.cutlass_grad_relu2_sparse24(g.cpu(), w.cpu(), packed.cpu())
@@ -104,11 +109,7 @@ def test_grad_matches_reference(m, n, k):
 
 
 def test_grad_in_cuda_graph():
-    h = torch.randn(512, 128, device=DEV).bfloat16()
-    u = (torch.randn(1024, 128, device=DEV) / 12).bfloat16()
-    packed = torch.ops.elas.cutlass_up_relu2_sparse24(h, u)
-    g = torch.randn(512, 128, device=DEV).bfloat16()
-    w = (torch.randn(128, 1024, device=DEV) / 12).bfloat16()
+    packed, g, w = grad_operands(512, 1024, 128, seed=1)
     eager = torch.ops.elas.cutlass_grad_relu2_sparse24(g, w, packed)
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
@@ -116,13 +117,3 @@ def test_grad_in_cuda_graph():
     graph.replay()
     assert torch.equal(captured[0], eager[0]) and torch.equal(captured[1], eager[1])
 
-
-def test_grad_k_major_variant_agrees():
-    h = torch.randn(512, 128, device=DEV).bfloat16()
-    u = (torch.randn(1024, 128, device=DEV) / 12).bfloat16()
-    packed = torch.ops.elas.cutlass_up_relu2_sparse24(h, u)
-    g = torch.randn(512, 128, device=DEV).bfloat16()
-    w = (torch.randn(128, 1024, device=DEV) / 12).bfloat16()
-    want = C._launch_grad(g, w, packed, check=True)
-    got = C._launch_grad(g, w.t().contiguous(), packed, check=True, variant=3)
-    assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
