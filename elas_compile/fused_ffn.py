@@ -70,9 +70,7 @@ def use_cutlass(which: str, t: torch.Tensor, m: int, n: int, k: int) -> bool:
     asked = setting == "1" or which in setting.split(",")
     if not asked and not (setting == "auto" and which == "up"):
         return False
-    reason = cutlass_ext.unavailable_reason(t.device)
-    if reason is None and not cutlass_ext.shape_ok(m, n, k, t.dtype):
-        reason = f"needs bf16 and M, N % 64 == 0, K % 8 == 0 (got {m}x{n}x{k} {t.dtype})"
+    reason = cutlass_ext.unavailable_reason(t.device) or cutlass_ext.shape_reason(m, n, k, t.dtype)
     if asked and reason is not None and reason not in _cutlass_warned:
         _cutlass_warned.add(reason)
         warnings.warn(f"ELAS_CUTLASS={setting} but the CUTLASS {which} kernel cannot run: {reason}; "

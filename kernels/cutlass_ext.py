@@ -76,8 +76,11 @@ def available(device) -> bool:
     return unavailable_reason(device) is None
 
 
-def shape_ok(m: int, n: int, k: int, dtype: torch.dtype) -> bool:
-    return dtype == torch.bfloat16 and m % 64 == 0 and n % 64 == 0 and k % 8 == 0
+def shape_reason(m: int, n: int, k: int, dtype: torch.dtype) -> str | None:
+    """Why the kernels cannot compute an M x N x K GEMM of ``dtype`` (None when they can)."""
+    if dtype == torch.bfloat16 and m % 64 == 0 and n % 64 == 0 and k % 8 == 0:
+        return None
+    return f"needs bf16 and M, N % 64 == 0, K % 8 == 0 (got {m}x{n}x{k} {dtype})"
 
 
 _ERRORS = {1: "shape not supported", 2: "CUTLASS initialize failed", 3: "kernel launch failed"}
@@ -127,8 +130,9 @@ def grad_relu2_sparse24_check(g: torch.Tensor, w: torch.Tensor, packed: torch.Te
 
 
 def _require_gpu_kernel(name: str, t: torch.Tensor, m: int, n: int, k: int) -> None:
-    if not shape_ok(m, n, k, t.dtype):
-        raise ValueError(f"elas.{name}: needs bf16 and M, N % 64 == 0, K % 8 == 0; got {m}x{n}x{k} {t.dtype}")
+    reason = shape_reason(m, n, k, t.dtype)
+    if reason:
+        raise ValueError(f"elas.{name}: {reason}")
     reason = unavailable_reason(t.device)
     if reason:
         raise RuntimeError(f"elas.{name}: {reason}")
