@@ -10,18 +10,11 @@
 // cuBLAS + the separate Triton pass (1.26 vs 0.60 ms at 16384 x 8192 x 512): one exposed memory
 // latency per subtile.
 #include <cstdint>
-#include <cuda_runtime.h>
 
-#include "cutlass/cutlass.h"
-#include "cute/tensor.hpp"
-#include "cutlass/numeric_types.h"
-#include "cutlass/gemm/device/gemm_universal_adapter.h"
-#include "cutlass/gemm/kernel/gemm_universal.hpp"
-#include "cutlass/gemm/collective/collective_builder.hpp"
 #include "cutlass/epilogue/collective/collective_builder.hpp"
 #include "cutlass/epilogue/fusion/sm90_callbacks_tma_warpspecialized.hpp"
-#include "cutlass/util/packed_stride.hpp"
 
+#include "gemm_sm90.cuh"
 #include "sparse24_epilogue.cuh"
 
 using namespace cute;
@@ -133,57 +126,36 @@ struct GradRelu2<cutlass::Array<T, N>> {
 // (Session 35 measured diagnostic builds of this kernel: without the S store, without the loads,
 // with W read K-major; docs/kernels.md.)
 struct GradGemm {
-  using Tile = Shape<_128, _128, _64>;
-  using Cluster = Shape<_2, _1, _1>;
   using Schedule = cutlass::epilogue::TmaWarpSpecialized;
-  using EpiDesc = cutlass::epilogue::collective::detail::EpilogueDescriptor<Tile, Shape<_64, _32>, void, BF16, Schedule>;
+  using EpiDesc = cutlass::epilogue::collective::detail::EpilogueDescriptor<sm90::Tile, Shape<_64, _32>, void, BF16, Schedule>;
   using SDesc = cutlass::epilogue::collective::detail::AuxStoreDescriptor<EpiDesc, cutlass::layout::RowMajor, BF16>;
   using StoreS = cutlass::epilogue::fusion::Sm90AuxStore<
       SDesc::Stages, typename EpiDesc::EpilogueTile, BF16, cutlass::FloatRoundStyle::round_to_nearest,
       typename SDesc::Stride, typename SDesc::SmemLayoutAtom, typename SDesc::CopyOpR2S, 8>;
-  using Expand = ExpandS;
-  using SNode = cutlass::epilogue::fusion::Sm90EVT<StoreS, Expand>;
+  using SNode = cutlass::epilogue::fusion::Sm90EVT<StoreS, ExpandS>;
   using Tree = cutlass::epilogue::fusion::Sm90EVT<
       cutlass::epilogue::fusion::Sm90Compute<GradRelu2, BF16, float, cutlass::FloatRoundStyle::round_to_nearest>,
       cutlass::epilogue::fusion::Sm90AccFetch, SNode>;
   using Epilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
-      cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, Tile, Cluster, Shape<_64, _32>, float, float,
+      cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, sm90::Tile, sm90::Cluster, Shape<_64, _32>, float, float,
       void, cutlass::layout::RowMajor, 8, BF16, cutlass::layout::RowMajor, 8, Schedule, Tree>::CollectiveOp;
-  using Mainloop = typename cutlass::gemm::collective::CollectiveBuilder<
-      cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp,
-      BF16, cutlass::layout::RowMajor, 8, BF16, cutlass::layout::RowMajor, 8, float, Tile, Cluster,
-      cutlass::gemm::collective::StageCountAutoCarveout<static_cast<int>(sizeof(typename Epilogue::SharedStorage))>,
-      cutlass::gemm::KernelTmaWarpSpecializedPingpong>::CollectiveOp;
-  using Kernel = cutlass::gemm::kernel::GemmUniversal<Shape<int, int, int, int>, Mainloop, Epilogue>;
-  using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
+  using Gemm = sm90::PingpongGemm<cutlass::layout::RowMajor, Epilogue>;  // W: K x N row-major
 };
 
 int grad_relu2_sparse24(const void* g, const void* w, const void* packed, void* dy, void* s,
                         int M, int N, int K, int* err, int check, int sm_count, cudaStream_t stream) {
-  using G = GradGemm;
-  using Gemm = typename G::Gemm;
-  using K_ = typename Gemm::GemmKernel;
-  auto sa = cutlass::make_cute_packed_stride(typename K_::StrideA{}, make_shape(M, K, 1));
-  auto sb = cutlass::make_cute_packed_stride(typename K_::StrideB{}, make_shape(N, K, 1));
-  auto sc = cutlass::make_cute_packed_stride(typename K_::StrideC{}, make_shape(M, N, 1));
-  auto sd = cutlass::make_cute_packed_stride(typename K_::StrideD{}, make_shape(M, N, 1));
-  auto ss = cutlass::make_cute_packed_stride(typename G::SDesc::Stride{}, make_shape(M, N, 1));
-  typename G::Expand::Arguments expand{static_cast<uint32_t const*>(packed),
-                                       static_cast<uint16_t const*>(packed) + size_t(M) * N / 2, err, check};
-  typename G::StoreS::Arguments store{static_cast<BF16*>(s), ss};
-  typename G::SNode::Arguments snode{expand, store};
-  cutlass::KernelHardwareInfo hw{0, sm_count};
+  using Gemm = GradGemm::Gemm;
+  auto [sa, sb, sc, sd] = sm90::packed_strides<Gemm>(M, N, K);
+  auto ss = cutlass::make_cute_packed_stride(typename GradGemm::SDesc::Stride{}, make_shape(M, N, 1));
+  ExpandS::Arguments expand{static_cast<uint32_t const*>(packed),
+                            static_cast<uint16_t const*>(packed) + size_t(M) * N / 2, err, check};
+  typename GradGemm::StoreS::Arguments store{static_cast<BF16*>(s), ss};
   typename Gemm::Arguments args{cutlass::gemm::GemmUniversalMode::kGemm, {M, N, K, 1},
                                 {static_cast<const BF16*>(g), sa, static_cast<const BF16*>(w), sb},
-                                {{{}, snode, {}}, nullptr, sc, static_cast<BF16*>(dy), sd}, hw};
-  if (M % 64 || N % 64 || K % 8 || Gemm::can_implement(args) != cutlass::Status::kSuccess) return 1;
-  if (Gemm::get_workspace_size(args) != 0) return 1;
-  Gemm gemm;
-  if (gemm.initialize(args, nullptr, stream) != cutlass::Status::kSuccess) return 2;
-  if (gemm.run(stream) != cutlass::Status::kSuccess) return 3;
-  return cudaPeekAtLastError() == cudaSuccess ? 0 : 3;
+                                {{{}, {expand, store}, {}}, nullptr, sc, static_cast<BF16*>(dy), sd},
+                                cutlass::KernelHardwareInfo{0, sm_count}};
+  return sm90::launch<Gemm>(args, stream);
 }
-
 
 }  // namespace elas
 

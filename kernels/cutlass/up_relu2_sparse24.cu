@@ -22,18 +22,11 @@
 // Built by elas_compile.kernels.cutlass_build into a shared library with a C entry point
 // (loaded with ctypes: no torch headers, so one build serves any torch version).
 #include <cstdint>
-#include <cuda_runtime.h>
 
-#include "cutlass/cutlass.h"
-#include "cute/tensor.hpp"
-#include "cutlass/numeric_types.h"
-#include "cutlass/gemm/device/gemm_universal_adapter.h"
-#include "cutlass/gemm/kernel/gemm_universal.hpp"
-#include "cutlass/gemm/collective/collective_builder.hpp"
 #include "cutlass/epilogue/collective/collective_builder.hpp"
 #include "cutlass/epilogue/fusion/sm90_callbacks_tma_warpspecialized.hpp"
-#include "cutlass/util/packed_stride.hpp"
 
+#include "gemm_sm90.cuh"
 #include "sparse24_epilogue.cuh"
 
 using namespace cute;
@@ -116,51 +109,29 @@ struct Relu2Sparse24Store : Sparse24Node<uint32_t, uint16_t> {
   }
 };
 
-struct UpGemm {
-  using Tree = cutlass::epilogue::fusion::Sm90EVT<Relu2Sparse24Store, cutlass::epilogue::fusion::Sm90AccFetch>;
-  using Tile = Shape<_128, _128, _64>;
-  using Cluster = Shape<_2, _1, _1>;
-  using Epilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
-      cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, Tile, Cluster,
-      cutlass::epilogue::collective::EpilogueTileAuto, float, float,
-      void, cutlass::layout::RowMajor, 8, void, cutlass::layout::RowMajor, 8,
-      cutlass::epilogue::TmaWarpSpecialized, Tree>::CollectiveOp;
-  using Mainloop = typename cutlass::gemm::collective::CollectiveBuilder<
-      cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp,
-      BF16, cutlass::layout::RowMajor, 8, BF16, cutlass::layout::ColumnMajor, 8, float, Tile, Cluster,
-      cutlass::gemm::collective::StageCountAutoCarveout<static_cast<int>(sizeof(typename Epilogue::SharedStorage))>,
-      cutlass::gemm::KernelTmaWarpSpecializedPingpong>::CollectiveOp;
-  using Kernel = cutlass::gemm::kernel::GemmUniversal<Shape<int, int, int, int>, Mainloop, Epilogue>;
-  using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
-};
+using UpEpilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
+    cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, sm90::Tile, sm90::Cluster,
+    cutlass::epilogue::collective::EpilogueTileAuto, float, float,
+    void, cutlass::layout::RowMajor, 8, void, cutlass::layout::RowMajor, 8, cutlass::epilogue::TmaWarpSpecialized,
+    cutlass::epilogue::fusion::Sm90EVT<Relu2Sparse24Store, cutlass::epilogue::fusion::Sm90AccFetch>>::CollectiveOp;
+using UpGemm = sm90::PingpongGemm<cutlass::layout::ColumnMajor, UpEpilogue>;
 
 int up_relu2_sparse24(const void* h, const void* u, void* packed, int M, int N, int K, int* err, int check,
                       int sm_count, cudaStream_t stream) {
-  using Gemm = UpGemm::Gemm;
-  using K_ = typename Gemm::GemmKernel;
-  auto sa = cutlass::make_cute_packed_stride(typename K_::StrideA{}, make_shape(M, K, 1));
-  auto sb = cutlass::make_cute_packed_stride(typename K_::StrideB{}, make_shape(N, K, 1));
-  auto sc = cutlass::make_cute_packed_stride(typename K_::StrideC{}, make_shape(M, N, 1));
-  auto sd = cutlass::make_cute_packed_stride(typename K_::StrideD{}, make_shape(M, N, 1));
+  auto [sa, sb, sc, sd] = sm90::packed_strides<UpGemm>(M, N, K);
   Relu2Sparse24Store::Arguments store{
       reinterpret_cast<uint32_t*>(packed), reinterpret_cast<uint16_t*>(packed) + size_t(M) * N / 2, err, check};
-  cutlass::KernelHardwareInfo hw{0, sm_count};
-  typename Gemm::Arguments args{cutlass::gemm::GemmUniversalMode::kGemm, {M, N, K, 1},
-                                {static_cast<const BF16*>(h), sa, static_cast<const BF16*>(u), sb},
-                                {{{}, store}, nullptr, sc, nullptr, sd}, hw};
-  if (M % 64 || N % 64 || K % 8 || Gemm::can_implement(args) != cutlass::Status::kSuccess) return 1;
-  if (Gemm::get_workspace_size(args) != 0) return 1;
-  Gemm gemm;
-  if (gemm.initialize(args, nullptr, stream) != cutlass::Status::kSuccess) return 2;
-  if (gemm.run(stream) != cutlass::Status::kSuccess) return 3;
-  return cudaPeekAtLastError() == cudaSuccess ? 0 : 3;
+  typename UpGemm::Arguments args{cutlass::gemm::GemmUniversalMode::kGemm, {M, N, K, 1},
+                                  {static_cast<const BF16*>(h), sa, static_cast<const BF16*>(u), sb},
+                                  {{{}, store}, nullptr, sc, nullptr, sd}, cutlass::KernelHardwareInfo{0, sm_count}};
+  return sm90::launch<UpGemm>(args, stream);
 }
 
 }  // namespace elas
 
 extern "C" {
 
-// 2: the entry points of this library take these arguments (bumped on any change)
+// the version of the entry points' arguments (bumped on any change; cutlass_ext.ABI)
 int elas_cutlass_abi() { return 3; }
 
 // packed must hold M*N*9/16 bf16 elements; err one int on the device (only written when check).
