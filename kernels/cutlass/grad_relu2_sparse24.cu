@@ -108,14 +108,23 @@ struct ExpandS : Sparse24Node<uint32_t const, uint16_t const> {
   }
 };
 
+// sqrt.approx (one MUFU op, sqrt(0) = 0), as Triton's tl.sqrt in the default path. cutlass::fast_sqrt
+// is the IEEE sqrtf: its special-case branch and subroutine call ran for every element (Nsight
+// Compute, session 40: a third of the epilogue's issue slots).
+__device__ __forceinline__ float approx_sqrt(float x) {
+  float y;
+  asm("sqrt.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
 // dy = dS * 2 sqrt(S) (S = 0 at pruned positions gives 0 there)
 template <class T>
 struct GradRelu2 {
-  CUTLASS_HOST_DEVICE T operator()(T const& ds, T const& s) const { return ds * T(2) * cutlass::fast_sqrt(s); }
+  CUTLASS_DEVICE T operator()(T const& ds, T const& s) const { return ds * T(2) * approx_sqrt(s); }
 };
 template <class T, int N>
 struct GradRelu2<cutlass::Array<T, N>> {
-  CUTLASS_HOST_DEVICE cutlass::Array<T, N> operator()(cutlass::Array<T, N> const& ds, cutlass::Array<T, N> const& s) const {
+  CUTLASS_DEVICE cutlass::Array<T, N> operator()(cutlass::Array<T, N> const& ds, cutlass::Array<T, N> const& s) const {
     cutlass::Array<T, N> out;
     CUTLASS_PRAGMA_UNROLL
     for (int i = 0; i < N; ++i) out[i] = GradRelu2<T>{}(ds[i], s[i]);
