@@ -22,10 +22,10 @@ the compressed operand tile by tile (``elas::tn_sparse24_mm``).
 CUTLASS kernels (Hopper, optional library: ``kernels/cutlass_ext``): ``elas::cutlass_up_relu2_sparse24``
 computes the compressed S in the up GEMM's epilogue (y never in memory), and in ``masked`` mode
 ``elas::cutlass_grad_relu2_sparse24`` computes dy and S in the dS GEMM's epilogue (dS never in
-memory). ``ELAS_CUTLASS`` (read when the op is traced): ``auto`` (default) uses the up kernel
-wherever it can run (library built, sm_90, bf16, aligned shapes) and stays silent otherwise;
+memory). ``ELAS_CUTLASS`` (read when the op is traced): ``auto`` (default) uses both kernels
+wherever they can run (library built, sm_90, bf16, aligned shapes) and stays silent otherwise;
 ``up``, ``grad`` or ``1`` (both) ask for them and warn once why where they cannot run; ``0``
-turns them off. The grad kernel is not in ``auto``: it measured slower than the split path
+turns them off. Each measured faster than its split path (cuBLAS + Triton pass) on an H100
 (docs/kernels.md).
 
 The op is a ``triton_op`` so Inductor traces into it: the GEMMs, the Triton kernels and
@@ -68,7 +68,7 @@ def use_cutlass(which: str, t: torch.Tensor, m: int, n: int, k: int) -> bool:
     """Whether the CUTLASS ``up`` or ``grad`` kernel computes this GEMM (see the module docstring)."""
     setting = os.environ.get("ELAS_CUTLASS", "auto")
     asked = setting == "1" or which in setting.split(",")
-    if not asked and not (setting == "auto" and which == "up"):
+    if not asked and setting != "auto":
         return False
     reason = cutlass_ext.unavailable_reason(t.device) or cutlass_ext.shape_reason(m, n, k, t.dtype)
     if asked and reason is not None and reason not in _cutlass_warned:
