@@ -3,12 +3,14 @@
 //   S  = the dense 2:4 matrix of `packed`                        (aux output, bf16, M x N)
 // g: M x K row-major, W: K x N row-major (the down projection's V factor), packed: the
 // cuSPARSELt-layout S of the forward (kernels/cslt_layout.py). dS never reaches memory; dy and S
-// leave through the epilogue's TMA stores. The node ExpandS reads the thread's 16 bytes of kept
-// values and its metadata word per 64 x 32 subtile (what up_relu2_sparse24.cu wrote there), all
-// subtiles of the tile at the epilogue's start, and expands them into the accumulator layout with
-// 7 shuffles (layout: sparse24_epilogue.cuh). Loading per subtile instead measured 2x slower than
-// cuBLAS + the separate Triton pass (1.26 vs 0.60 ms at 16384 x 8192 x 512): one exposed memory
-// latency per subtile.
+// leave through the epilogue's TMA stores. The node ExpandS has the epilogue's producer warp copy
+// each 64 x 32 subtile's compressed S (64 rows of 32 bytes of kept values, one 256-byte metadata
+// tile) into shared memory with bulk async copies, ahead of the consumer warps, through the
+// epilogue's load pipeline (as CUTLASS's own aux-load node does with TMA); each consumer thread
+// then reads its 16 bytes of values and its metadata word from shared memory and expands them into
+// the accumulator layout with 7 shuffles (layout: sparse24_epilogue.cuh). Loading from global
+// memory in the consumer warps left the load latency exposed once per tile (Nsight Compute,
+// session 41: a quarter of the epilogue's stall samples).
 #include <cstdint>
 
 #include "cutlass/epilogue/collective/collective_builder.hpp"
@@ -22,62 +24,90 @@ using BF16 = cutlass::bfloat16_t;
 
 namespace elas {
 
+template <int Stages>  // the epilogue load pipeline's stages (StagesC)
 struct ExpandS : Sparse24Node<uint32_t const, uint16_t const> {
-  using Sparse24Node::Sparse24Node;
+  static constexpr int kValueBytes = 64 * 32, kMetaBytes = 256;  // one 64 x 32 subtile
+  struct SharedStorage {
+    alignas(128) uint8_t values[Stages][kValueBytes];
+    alignas(128) uint8_t meta[Stages][kMetaBytes];
+  };
+  uint8_t* smem_values = nullptr;
+  uint8_t* smem_meta = nullptr;
+
+  CUTLASS_HOST_DEVICE ExpandS() {}
+  CUTLASS_HOST_DEVICE ExpandS(Params const& params, SharedStorage const& shared)
+      : Sparse24Node(params, {}), smem_values(const_cast<uint8_t*>(&shared.values[0][0])),
+        smem_meta(const_cast<uint8_t*>(&shared.meta[0][0])) {}
+
+  CUTLASS_DEVICE bool is_producer_load_needed() const { return true; }
+
+  // the producer warp: one bulk copy per row of kept values (32 bytes), one for the metadata tile
+  struct ProducerLoadCallbacks : cutlass::epilogue::fusion::EmptyProducerLoadCallbacks {
+    uint8_t const* values;
+    uint8_t const* meta;
+    uint8_t* smem_values;
+    uint8_t* smem_meta;
+    int M, N, m0, n0;
+
+    CUTLASS_DEVICE ProducerLoadCallbacks(uint8_t const* v, uint8_t const* mt, uint8_t* sv, uint8_t* sm, int M_, int N_,
+                                         int m0_, int n0_)
+        : values(v), meta(mt), smem_values(sv), smem_meta(sm), M(M_), N(N_), m0(m0_), n0(n0_) {}
+
+    CUTLASS_DEVICE void step(uint64_t* full_mbarrier_ptr, int epi_m, int epi_n, int load_iteration, bool issue_tma_load) {
+      int const row0 = m0 + 64 * epi_m, col0 = n0 + 32 * epi_n;
+      if (row0 >= M || col0 >= N) return;  // the whole subtile is outside (M, N: multiples of 64)
+      int const stage = load_iteration % Stages, lane = threadIdx.x & 31;
+      if (issue_tma_load) {
+        cutlass::arch::ClusterTransactionBarrier::expect_transaction(full_mbarrier_ptr, kValueBytes + kMetaBytes);
+      }
+      __syncwarp();
+      CUTLASS_PRAGMA_UNROLL
+      for (int r = lane; r < 64; r += 32) {  // values: M x N bytes, row-major (N/2 bf16 per row)
+        cute::SM90_BULK_COPY_G2S::copy(values + size_t(row0 + r) * N + col0, full_mbarrier_ptr,
+                                       smem_values + stage * kValueBytes + 32 * r, 32);
+      }
+      if (lane == 0) {
+        size_t const tile = size_t(row0 / 64) * (N / 32) + col0 / 32;
+        cute::SM90_BULK_COPY_G2S::copy(meta + tile * kMetaBytes, full_mbarrier_ptr, smem_meta + stage * kMetaBytes,
+                                       kMetaBytes);
+      }
+    }
+  };
+
+  template <class... Args>
+  CUTLASS_DEVICE auto get_producer_load_callbacks(cutlass::epilogue::fusion::ProducerLoadArgs<Args...> const& args) {
+    auto [M, N, K, L] = args.problem_shape_mnkl;
+    auto [m, n, k, l] = args.tile_coord_mnkl;
+    return ProducerLoadCallbacks(reinterpret_cast<uint8_t const*>(params_ptr->values),
+                                 reinterpret_cast<uint8_t const*>(params_ptr->meta), smem_values, smem_meta, int(M),
+                                 int(N), int(m) * int(size<0>(args.tile_shape_mnk)),
+                                 int(n) * int(size<1>(args.tile_shape_mnk)));
+  }
 
   template <class RTensor, class CTensor>
   struct ConsumerStoreCallbacks : Callbacks<RTensor, CTensor> {  // tC_rS: the dense S of this subtile
     using Callbacks<RTensor, CTensor>::Callbacks;
     using Callbacks<RTensor, CTensor>::tC_rS;
     using Callbacks<RTensor, CTensor>::tC_cS;
-    using Callbacks<RTensor, CTensor>::M;
-    using Callbacks<RTensor, CTensor>::N;
     using Callbacks<RTensor, CTensor>::params;
-
-    // the thread's compressed S of every subtile of the tile, loaded at once in begin(): one memory
-    // latency per tile instead of one per subtile
-    static constexpr int EpiM = decltype(size<3>(CTensor{}))::value, EpiN = decltype(size<4>(CTensor{}))::value;
-    uint4 in_[EpiM * EpiN];
-    uint32_t word_[EpiM * EpiN];
-
-    CUTLASS_DEVICE void begin() {
-      int const lane = threadIdx.x & 31;
-      bool const odd = lane & 1, high = lane & 2;
-      CUTLASS_PRAGMA_UNROLL
-      for (int en = 0; en < EpiN; ++en) {
-        CUTLASS_PRAGMA_UNROLL
-        for (int em = 0; em < EpiM; ++em) {
-          Tensor crd = coalesce(tC_cS(_, _, _, em, en));
-          int const m_row = get<0>(crd(0)) + (odd ? 8 : 0);  // the owned row
-          int const n_tile = get<1>(crd(0)) & ~31;
-          uint4 in = make_uint4(0, 0, 0, 0);
-          uint32_t word = 0;
-          if (m_row < M && n_tile < N) {
-            in = *reinterpret_cast<uint4 const*>(params->values + size_t(m_row) * (N / 4) + n_tile / 4 + (high ? 4 : 0));
-            word = params->meta[meta_word(m_row & ~8, n_tile, ((lane >> 1) & 1) + (odd ? 2 : 0), N)];
-          }
-          in_[en * EpiM + em] = in;
-          word_[en * EpiM + em] = word;
-        }
-      }
-    }
+    uint8_t const* smem_values = nullptr;
+    uint8_t const* smem_meta = nullptr;
 
     CUTLASS_DEVICE void begin_loop(int epi_m, int epi_n) {
+      if (params->check && !layout_ok(coalesce(tC_cS(_, _, _, epi_m, epi_n)))) atomicOr(params->err, 1);
+    }
+
+    // the subtile is in shared memory now (the collective waited on its load stage)
+    CUTLASS_DEVICE void previsit(int epi_m, int epi_n, int load_iteration, bool) {
       Tensor crd = coalesce(tC_cS(_, _, _, epi_m, epi_n));
       Tensor words = recast<uint32_t>(coalesce(tC_rS));
-      if (params->check && !layout_ok(crd)) atomicOr(params->err, 1);
-      int const lane = threadIdx.x & 31;
+      int const lane = threadIdx.x & 31, stage = load_iteration % Stages;
       bool const odd = lane & 1, high = lane & 2;
-      // subtiles come in the order begin() loaded them (epi_n outer, epi_m inner): take the first
-      // and shift the rest down (static register indices; indexing by (epi_m, epi_n) put the
-      // arrays in local memory and serialized the loads: 1.07 vs 0.52 ms without loads)
-      uint4 const in = in_[0];
-      uint32_t const word = word_[0];
-      CUTLASS_PRAGMA_UNROLL
-      for (int i = 0; i + 1 < EpiM * EpiN; ++i) {
-        in_[i] = in_[i + 1];
-        word_[i] = word_[i + 1];
-      }
+      int const row = (get<0>(crd(0)) & 63) + (odd ? 8 : 0);  // the owned row, within the subtile
+      uint4 const in = *reinterpret_cast<uint4 const*>(smem_values + stage * kValueBytes + 32 * row + (high ? 16 : 0));
+      int const g = ((lane >> 1) & 1) + (odd ? 2 : 0);
+      uint32_t const word = reinterpret_cast<uint16_t const*>(smem_meta + stage * kMetaBytes)[
+          meta_word(row & ~8, 0, g, 32)];
       // kept pairs of the owned row's groups 2j + h (the inverse of the forward's store exchange)
       uint32_t s0 = __shfl_xor_sync(0xffffffffu, high ? in.x : in.y, 2);
       uint32_t s1 = __shfl_xor_sync(0xffffffffu, high ? in.z : in.w, 2);
@@ -104,7 +134,10 @@ struct ExpandS : Sparse24Node<uint32_t const, uint16_t const> {
 
   template <bool ReferenceSrc, class... Args>
   CUTLASS_DEVICE auto get_consumer_store_callbacks(cutlass::epilogue::fusion::ConsumerStoreArgs<Args...> const& args) {
-    return make_callbacks<ConsumerStoreCallbacks, ReferenceSrc>(args);
+    auto cb = make_callbacks<ConsumerStoreCallbacks, ReferenceSrc>(args);
+    cb.smem_values = smem_values;
+    cb.smem_meta = smem_meta;
+    return cb;
   }
 };
 
@@ -141,7 +174,7 @@ struct GradGemm {
   using StoreS = cutlass::epilogue::fusion::Sm90AuxStore<
       SDesc::Stages, typename EpiDesc::EpilogueTile, BF16, cutlass::FloatRoundStyle::round_to_nearest,
       typename SDesc::Stride, typename SDesc::SmemLayoutAtom, typename SDesc::CopyOpR2S, 8>;
-  using SNode = cutlass::epilogue::fusion::Sm90EVT<StoreS, ExpandS>;
+  using SNode = cutlass::epilogue::fusion::Sm90EVT<StoreS, ExpandS<EpiDesc::StagesC>>;
   using Tree = cutlass::epilogue::fusion::Sm90EVT<
       cutlass::epilogue::fusion::Sm90Compute<GradRelu2, BF16, float, cutlass::FloatRoundStyle::round_to_nearest>,
       cutlass::epilogue::fusion::Sm90AccFetch, SNode>;
@@ -156,7 +189,7 @@ int grad_relu2_sparse24(const void* g, const void* w, const void* packed, void* 
   using Gemm = GradGemm::Gemm;
   auto [sa, sb, sc, sd] = sm90::packed_strides<Gemm>(M, N, K);
   auto ss = cutlass::make_cute_packed_stride(typename GradGemm::SDesc::Stride{}, make_shape(M, N, 1));
-  ExpandS::Arguments expand{static_cast<uint32_t const*>(packed),
+  typename ExpandS<GradGemm::EpiDesc::StagesC>::Arguments expand{static_cast<uint32_t const*>(packed),
                             static_cast<uint16_t const*>(packed) + size_t(M) * N / 2, err, check};
   typename GradGemm::StoreS::Arguments store{static_cast<BF16*>(s), ss};
   typename Gemm::Arguments args{cutlass::gemm::GemmUniversalMode::kGemm, {M, N, K, 1},
