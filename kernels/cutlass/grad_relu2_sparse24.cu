@@ -31,46 +31,60 @@ struct ExpandS : Sparse24Node<uint32_t const, uint16_t const> {
     alignas(128) uint8_t values[Stages][kValueBytes];
     alignas(128) uint8_t meta[Stages][kMetaBytes];
   };
+  // the kept values as an M x N byte matrix (a subtile's 64 rows x 32 bytes are one TMA box)
+  struct Params : Arguments {
+    alignas(64) CUtensorMap values_map;
+  };
+
+  static CUresult encode_values_map(CUtensorMap* map, uint32_t const* values, int M, int N) {
+    cuuint64_t dims[2] = {cuuint64_t(N), cuuint64_t(M)}, strides[1] = {cuuint64_t(N)};
+    cuuint32_t box[2] = {32, 64}, unit[2] = {1, 1};
+    return cutlass::call_cuTensorMapEncodeTiled(
+        map, CU_TENSOR_MAP_DATA_TYPE_UINT8, 2, const_cast<uint32_t*>(values), dims, strides, box, unit,
+        CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_NONE, CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
+        CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  }
+  template <class ProblemShape>
+  static Params to_underlying_arguments(ProblemShape const& shape, Arguments const& args, void*) {
+    auto [M, N, K, L] = cute::append<4>(shape, 1);
+    Params params{};
+    static_cast<Arguments&>(params) = args;
+    encode_values_map(&params.values_map, args.values, int(M), int(N));  // checked before the launch
+    return params;
+  }
+
   uint8_t* smem_values = nullptr;
   uint8_t* smem_meta = nullptr;
+  Params const* full_params = nullptr;
 
   CUTLASS_HOST_DEVICE ExpandS() {}
   CUTLASS_HOST_DEVICE ExpandS(Params const& params, SharedStorage const& shared)
       : Sparse24Node(params, {}), smem_values(const_cast<uint8_t*>(&shared.values[0][0])),
-        smem_meta(const_cast<uint8_t*>(&shared.meta[0][0])) {}
+        smem_meta(const_cast<uint8_t*>(&shared.meta[0][0])), full_params(&params) {}
 
   CUTLASS_DEVICE bool is_producer_load_needed() const { return true; }
 
-  // the producer warp: one bulk copy per row of kept values (32 bytes), one for the metadata tile
+  // the producer warp: one TMA box of kept values and one bulk copy of the metadata tile per
+  // subtile (64 bulk copies of 32-byte rows instead measured 2.7x slower: 1.02 vs 0.38 ms)
   struct ProducerLoadCallbacks : cutlass::epilogue::fusion::EmptyProducerLoadCallbacks {
-    uint8_t const* values;
-    uint8_t const* meta;
+    Params const* params;
     uint8_t* smem_values;
     uint8_t* smem_meta;
     int M, N, m0, n0;
 
-    CUTLASS_DEVICE ProducerLoadCallbacks(uint8_t const* v, uint8_t const* mt, uint8_t* sv, uint8_t* sm, int M_, int N_,
-                                         int m0_, int n0_)
-        : values(v), meta(mt), smem_values(sv), smem_meta(sm), M(M_), N(N_), m0(m0_), n0(n0_) {}
+    CUTLASS_DEVICE ProducerLoadCallbacks(Params const* p, uint8_t* sv, uint8_t* sm, int M_, int N_, int m0_, int n0_)
+        : params(p), smem_values(sv), smem_meta(sm), M(M_), N(N_), m0(m0_), n0(n0_) {}
 
     CUTLASS_DEVICE void step(uint64_t* full_mbarrier_ptr, int epi_m, int epi_n, int load_iteration, bool issue_tma_load) {
       int const row0 = m0 + 64 * epi_m, col0 = n0 + 32 * epi_n;
-      if (row0 >= M || col0 >= N) return;  // the whole subtile is outside (M, N: multiples of 64)
-      int const stage = load_iteration % Stages, lane = threadIdx.x & 31;
-      if (issue_tma_load) {
-        cutlass::arch::ClusterTransactionBarrier::expect_transaction(full_mbarrier_ptr, kValueBytes + kMetaBytes);
-      }
-      __syncwarp();
-      CUTLASS_PRAGMA_UNROLL
-      for (int r = lane; r < 64; r += 32) {  // values: M x N bytes, row-major (N/2 bf16 per row)
-        cute::SM90_BULK_COPY_G2S::copy(values + size_t(row0 + r) * N + col0, full_mbarrier_ptr,
-                                       smem_values + stage * kValueBytes + 32 * r, 32);
-      }
-      if (lane == 0) {
-        size_t const tile = size_t(row0 / 64) * (N / 32) + col0 / 32;
-        cute::SM90_BULK_COPY_G2S::copy(meta + tile * kMetaBytes, full_mbarrier_ptr, smem_meta + stage * kMetaBytes,
-                                       kMetaBytes);
-      }
+      if (!issue_tma_load || row0 >= M || col0 >= N) return;  // outside: M, N are multiples of 64
+      int const stage = load_iteration % Stages;
+      cutlass::arch::ClusterTransactionBarrier::expect_transaction(full_mbarrier_ptr, kValueBytes + kMetaBytes);
+      cute::SM90_TMA_LOAD_2D::copy(&params->values_map, full_mbarrier_ptr, 0, smem_values + stage * kValueBytes,
+                                   col0, row0);
+      size_t const tile = size_t(row0 / 64) * (N / 32) + col0 / 32;
+      cute::SM90_BULK_COPY_G2S::copy(reinterpret_cast<uint8_t const*>(params->meta) + tile * kMetaBytes,
+                                     full_mbarrier_ptr, smem_meta + stage * kMetaBytes, kMetaBytes);
     }
   };
 
@@ -78,10 +92,8 @@ struct ExpandS : Sparse24Node<uint32_t const, uint16_t const> {
   CUTLASS_DEVICE auto get_producer_load_callbacks(cutlass::epilogue::fusion::ProducerLoadArgs<Args...> const& args) {
     auto [M, N, K, L] = args.problem_shape_mnkl;
     auto [m, n, k, l] = args.tile_coord_mnkl;
-    return ProducerLoadCallbacks(reinterpret_cast<uint8_t const*>(params_ptr->values),
-                                 reinterpret_cast<uint8_t const*>(params_ptr->meta), smem_values, smem_meta, int(M),
-                                 int(N), int(m) * int(size<0>(args.tile_shape_mnk)),
-                                 int(n) * int(size<1>(args.tile_shape_mnk)));
+    return ProducerLoadCallbacks(full_params, smem_values, smem_meta, int(M), int(N),
+                                 int(m) * int(size<0>(args.tile_shape_mnk)), int(n) * int(size<1>(args.tile_shape_mnk)));
   }
 
   template <class RTensor, class CTensor>
@@ -189,8 +201,11 @@ int grad_relu2_sparse24(const void* g, const void* w, const void* packed, void* 
   using Gemm = GradGemm::Gemm;
   auto [sa, sb, sc, sd] = sm90::packed_strides<Gemm>(M, N, K);
   auto ss = cutlass::make_cute_packed_stride(typename GradGemm::SDesc::Stride{}, make_shape(M, N, 1));
-  typename ExpandS<GradGemm::EpiDesc::StagesC>::Arguments expand{static_cast<uint32_t const*>(packed),
-                            static_cast<uint16_t const*>(packed) + size_t(M) * N / 2, err, check};
+  using Expand = ExpandS<GradGemm::EpiDesc::StagesC>;
+  typename Expand::Arguments expand{static_cast<uint32_t const*>(packed),
+                                    static_cast<uint16_t const*>(packed) + size_t(M) * N / 2, err, check};
+  CUtensorMap probe;
+  if (Expand::encode_values_map(&probe, expand.values, M, N) != CUDA_SUCCESS) return 2;
   typename GradGemm::StoreS::Arguments store{static_cast<BF16*>(s), ss};
   typename Gemm::Arguments args{cutlass::gemm::GemmUniversalMode::kGemm, {M, N, K, 1},
                                 {static_cast<const BF16*>(g), sa, static_cast<const BF16*>(w), sb},
