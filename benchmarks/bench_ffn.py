@@ -43,6 +43,7 @@ def profile(step, fwd, path):
             torch.cuda.synchronize()
         tables.append(f"== {what} (5 calls)\n" + p_.key_averages().table(sort_by="cuda_time_total", row_limit=14,
                                                                            max_name_column_width=70))
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as fh:
         fh.write("\n".join(tables))
 
