@@ -5,7 +5,11 @@
 Variants (benchmarks/ffn_variants.py): full-rank SwiGLU, low-rank ReLU² dense, low-rank ReLU² with
 torch's 2:4 subclass, and ELAS (elas_compile.apply) in both backward modes; each compiled with
 torch.compile in the default mode and in "reduce-overhead" (CUDA graphs: removes cuSPARSELt's host
-cost). Saved-activation memory is read in the default mode (CUDA graph pools blur it).
+cost). ``--modes graph``: compiled in the default mode, the whole fwd+bwd step (and the forward)
+captured 20 times into one CUDA graph and replayed (_common.graph_ms): GPU time with no host work
+between the forward's and the backward's graphs, which reduce-overhead's per-step replay leaves in
+where the GPU finishes first (as a whole model's step under CUDA graphs would not). Saved-activation
+memory is read in the default mode (CUDA graph pools blur it).
 """
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ import torch
 import torch._inductor.config
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import device_meta, write_csv  # noqa: E402
+from _common import device_meta, graph_ms, write_csv  # noqa: E402
 from ffn_variants import ENV, variants  # noqa: E402
 
 SHAPES = [(2048, 5504, 512), (1024, 2752, 256)]  # (d, SwiGLU F, rank): 1B-like and 350M-like
@@ -51,8 +55,10 @@ def profile(step, fwd, path):
 def measure(name, make, x, gy, mode, profile_dir=None):
     torch.manual_seed(0)
     mod = make().to("cuda", torch.bfloat16)
-    m = torch.compile(mod, mode=mode) if mode != "default" else torch.compile(mod)
-    mark = torch.compiler.cudagraph_mark_step_begin
+    compiled_mode = "default" if mode == "graph" else mode
+    m = torch.compile(mod, mode=compiled_mode) if compiled_mode != "default" else torch.compile(mod)
+    mark = torch.compiler.cudagraph_mark_step_begin if mode != "graph" else (lambda: None)
+    timer = graph_ms if mode == "graph" else bench
     params = list(mod.parameters())
 
     def step():  # grads set to None each step, as zero_grad() does: CUDA graphs reuse their outputs
@@ -74,8 +80,8 @@ def measure(name, make, x, gy, mode, profile_dir=None):
                 step()
                 fwd()
             torch.cuda.synchronize()
-            row["fwd_bwd_ms"] = round(bench(step), 4)
-            row["fwd_ms"] = round(bench(fwd), 4)
+            row["fwd_bwd_ms"] = round(timer(step), 4)
+            row["fwd_ms"] = round(timer(fwd), 4)
             if profile_dir:
                 profile(step, fwd, os.path.join(profile_dir, f"profile_{name}_{x.shape[1]}_{mode}.txt"))
             if mode == "default":
@@ -95,7 +101,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--tokens", type=int, default=16384)
     p.add_argument("--modes", default="reduce-overhead,default",
-                   help="compile modes to time (reduce-overhead: CUDA graphs, no cuSPARSELt host cost)")
+                   help="compile modes to time (reduce-overhead: CUDA graphs, no cuSPARSELt host cost; "
+                        "graph: the whole step in one captured CUDA graph, GPU time only)")
     p.add_argument("--only", default="", help="comma-separated variant names")
     p.add_argument("--shapes", default="all", help="'all', or 'd' values, e.g. 2048")
     p.add_argument("--csv", default="benchmarks/results/ffn.csv")
