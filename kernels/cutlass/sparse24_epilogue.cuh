@@ -43,15 +43,16 @@ __host__ __device__ __forceinline__ size_t meta_word(int r, int n_tile, int g, i
   return tile * 128 + g + 4 * (r & 7) + 32 * ((r >> 4) & 3);
 }
 
-// Whether this thread's subtile coordinates (crd: coalesced (m, n[, l]) per element, 16 elements)
-// are the layout above.
-template <class Crd>
+// Whether this thread's subtile coordinates (crd: coalesced (m, n[, l]) per element, 16 elements
+// per 32 columns) are the layout above; a subtile of Blocks x 32 columns continues the slots
+// (slot s: columns n0 + 8 (s >> 1)).
+template <int Blocks = 1, class Crd>
 __device__ __forceinline__ bool layout_ok(Crd const& crd) {
   int const lane = threadIdx.x & 31;
   int const m0 = cute::get<0>(crd(0)), n0 = cute::get<1>(crd(0));
   bool ok = (m0 % 64) == 16 * ((threadIdx.x >> 5) & 3) + (lane >> 2) && (n0 % 32) == 2 * (lane & 3);
 #pragma unroll
-  for (int s = 0; s < 8; ++s) {
+  for (int s = 0; s < 8 * Blocks; ++s) {
     ok = ok && cute::get<0>(crd(2 * s)) == m0 + 8 * (s & 1) && cute::get<1>(crd(2 * s)) == n0 + 8 * (s >> 1) &&
          cute::get<0>(crd(2 * s + 1)) == m0 + 8 * (s & 1) && cute::get<1>(crd(2 * s + 1)) == n0 + 8 * (s >> 1) + 1;
   }
