@@ -24,21 +24,21 @@ using BF16 = cutlass::bfloat16_t;
 
 namespace elas {
 
-template <int Stages>  // the epilogue load pipeline's stages (StagesC)
+template <int Stages, int Blocks>  // the epilogue load pipeline's stages (StagesC); subtile: 64 x 32 Blocks
 struct ExpandS : Sparse24Node<uint32_t const, uint16_t const> {
-  static constexpr int kValueBytes = 64 * 32, kMetaBytes = 256;  // one 64 x 32 subtile
+  static constexpr int kCols = 32 * Blocks, kValueBytes = 64 * kCols, kMetaBytes = 256 * Blocks;
   struct SharedStorage {
     alignas(128) uint8_t values[Stages][kValueBytes];
     alignas(128) uint8_t meta[Stages][kMetaBytes];
   };
-  // the kept values as an M x N byte matrix (a subtile's 64 rows x 32 bytes are one TMA box)
+  // the kept values as an M x N byte matrix (a subtile's 64 rows x kCols bytes are one TMA box)
   struct Params : Arguments {
     alignas(64) CUtensorMap values_map;
   };
 
   static CUresult encode_values_map(CUtensorMap* map, uint32_t const* values, int M, int N) {
     cuuint64_t dims[2] = {cuuint64_t(N), cuuint64_t(M)}, strides[1] = {cuuint64_t(N)};
-    cuuint32_t box[2] = {32, 64}, unit[2] = {1, 1};
+    cuuint32_t box[2] = {kCols, 64}, unit[2] = {1, 1};
     return cutlass::call_cuTensorMapEncodeTiled(
         map, CU_TENSOR_MAP_DATA_TYPE_UINT8, 2, const_cast<uint32_t*>(values), dims, strides, box, unit,
         CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_NONE, CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
@@ -64,8 +64,9 @@ struct ExpandS : Sparse24Node<uint32_t const, uint16_t const> {
 
   CUTLASS_DEVICE bool is_producer_load_needed() const { return true; }
 
-  // the producer warp: one TMA box of kept values and one bulk copy of the metadata tile per
-  // subtile (64 bulk copies of 32-byte rows instead measured 2.7x slower: 1.02 vs 0.38 ms)
+  // the producer warp: one TMA box of kept values and one bulk copy of the subtile's metadata tiles
+  // (adjacent: tiles of one 64-row band follow each other) per subtile; 64 bulk copies of 32-byte
+  // rows per 64 x 32 subtile instead measured 2.7x slower (1.02 vs 0.38 ms)
   struct ProducerLoadCallbacks : cutlass::epilogue::fusion::EmptyProducerLoadCallbacks {
     Params const* params;
     uint8_t* smem_values;
@@ -76,14 +77,14 @@ struct ExpandS : Sparse24Node<uint32_t const, uint16_t const> {
         : params(p), smem_values(sv), smem_meta(sm), M(M_), N(N_), m0(m0_), n0(n0_) {}
 
     CUTLASS_DEVICE void step(uint64_t* full_mbarrier_ptr, int epi_m, int epi_n, int load_iteration, bool issue_tma_load) {
-      int const row0 = m0 + 64 * epi_m, col0 = n0 + 32 * epi_n;
+      int const row0 = m0 + 64 * epi_m, col0 = n0 + kCols * epi_n;
       if (!issue_tma_load || row0 >= M || col0 >= N) return;  // outside: M, N are multiples of 64
       int const stage = load_iteration % Stages;
       cutlass::arch::ClusterTransactionBarrier::expect_transaction(full_mbarrier_ptr, kValueBytes + kMetaBytes);
       cute::SM90_TMA_LOAD_2D::copy(&params->values_map, full_mbarrier_ptr, 0, smem_values + stage * kValueBytes,
                                    col0, row0);
       size_t const tile = size_t(row0 / 64) * (N / 32) + col0 / 32;
-      cute::SM90_BULK_COPY_G2S::copy(reinterpret_cast<uint8_t const*>(params->meta) + tile * kMetaBytes,
+      cute::SM90_BULK_COPY_G2S::copy(reinterpret_cast<uint8_t const*>(params->meta) + tile * 256,
                                      full_mbarrier_ptr, smem_meta + stage * kMetaBytes, kMetaBytes);
     }
   };
@@ -106,7 +107,7 @@ struct ExpandS : Sparse24Node<uint32_t const, uint16_t const> {
     uint8_t const* smem_meta = nullptr;
 
     CUTLASS_DEVICE void begin_loop(int epi_m, int epi_n) {
-      if (params->check && !layout_ok(coalesce(tC_cS(_, _, _, epi_m, epi_n)))) atomicOr(params->err, 1);
+      if (params->check && !layout_ok<Blocks>(coalesce(tC_cS(_, _, _, epi_m, epi_n)))) atomicOr(params->err, 1);
     }
 
     // the subtile is in shared memory now (the collective waited on its load stage)
@@ -116,24 +117,28 @@ struct ExpandS : Sparse24Node<uint32_t const, uint16_t const> {
       int const lane = threadIdx.x & 31, stage = load_iteration % Stages;
       bool const odd = lane & 1, high = lane & 2;
       int const row = (get<0>(crd(0)) & 63) + (odd ? 8 : 0);  // the owned row, within the subtile
-      uint4 const in = *reinterpret_cast<uint4 const*>(smem_values + stage * kValueBytes + 32 * row + (high ? 16 : 0));
       int const g = ((lane >> 1) & 1) + (odd ? 2 : 0);
-      uint32_t const word = reinterpret_cast<uint16_t const*>(smem_meta + stage * kMetaBytes)[
-          meta_word(row & ~8, 0, g, 32)];
-      // kept pairs of the owned row's groups 2j + h (the inverse of the forward's store exchange)
-      uint32_t s0 = __shfl_xor_sync(0xffffffffu, high ? in.x : in.y, 2);
-      uint32_t s1 = __shfl_xor_sync(0xffffffffu, high ? in.z : in.w, 2);
-      uint32_t kept[4] = {high ? s0 : in.x, high ? s1 : in.z, high ? in.y : s0, high ? in.w : s1};
-      uint32_t other = __shfl_xor_sync(0xffffffffu, word, 1);
-      uint32_t word_a = odd ? other : word, word_b = odd ? word : other;
       CUTLASS_PRAGMA_UNROLL
-      for (int j = 0; j < 4; ++j) {
-        uint32_t nib = ((j & 1) ? word_b : word_a) >> ((odd ? 4 : 0) + (j >= 2 ? 8 : 0)) & 0xfu;
-        uint64_t group = expand24(kept[j], nib);
-        uint32_t lo = uint32_t(group), hi = uint32_t(group >> 32);
-        uint32_t got = __shfl_xor_sync(0xffffffffu, odd ? lo : hi, 1);
-        words(2 * j) = odd ? got : lo;      // row r: even lane's pair is the group's first
-        words(2 * j + 1) = odd ? hi : got;  // row r + 8
+      for (int b = 0; b < Blocks; ++b) {  // 32-column block b: slots 8b .. 8b + 7
+        uint4 const in = *reinterpret_cast<uint4 const*>(smem_values + stage * kValueBytes + kCols * row + 32 * b +
+                                                         (high ? 16 : 0));
+        uint32_t const word = reinterpret_cast<uint16_t const*>(smem_meta + stage * kMetaBytes + 256 * b)[
+            meta_word(row & ~8, 0, g, 32)];
+        // kept pairs of the owned row's groups 2j + h (the inverse of the forward's store exchange)
+        uint32_t s0 = __shfl_xor_sync(0xffffffffu, high ? in.x : in.y, 2);
+        uint32_t s1 = __shfl_xor_sync(0xffffffffu, high ? in.z : in.w, 2);
+        uint32_t kept[4] = {high ? s0 : in.x, high ? s1 : in.z, high ? in.y : s0, high ? in.w : s1};
+        uint32_t other = __shfl_xor_sync(0xffffffffu, word, 1);
+        uint32_t word_a = odd ? other : word, word_b = odd ? word : other;
+        CUTLASS_PRAGMA_UNROLL
+        for (int j = 0; j < 4; ++j) {
+          uint32_t nib = ((j & 1) ? word_b : word_a) >> ((odd ? 4 : 0) + (j >= 2 ? 8 : 0)) & 0xfu;
+          uint64_t group = expand24(kept[j], nib);
+          uint32_t lo = uint32_t(group), hi = uint32_t(group >> 32);
+          uint32_t got = __shfl_xor_sync(0xffffffffu, odd ? lo : hi, 1);
+          words(8 * b + 2 * j) = odd ? got : lo;      // row r: even lane's pair is the group's first
+          words(8 * b + 2 * j + 1) = odd ? hi : got;  // row r + 8
+        }
       }
     }
 
@@ -181,17 +186,19 @@ struct GradRelu2<cutlass::Array<T, N>> {
 // with W read K-major; docs/kernels.md.)
 struct GradGemm {
   using Schedule = cutlass::epilogue::TmaWarpSpecialized;
-  using EpiDesc = cutlass::epilogue::collective::detail::EpilogueDescriptor<sm90::Tile, Shape<_64, _32>, void, BF16, Schedule>;
+  using EpiTile = Shape<_64, _64>;  // 64 x 32 measured 0.345 ms, 64 x 64 (two blocks) see docs/kernels.md
+  using EpiDesc = cutlass::epilogue::collective::detail::EpilogueDescriptor<sm90::Tile, EpiTile, void, BF16, Schedule>;
+  using Expand = ExpandS<EpiDesc::StagesC, decltype(size<1>(EpiTile{}))::value / 32>;
   using SDesc = cutlass::epilogue::collective::detail::AuxStoreDescriptor<EpiDesc, cutlass::layout::RowMajor, BF16>;
   using StoreS = cutlass::epilogue::fusion::Sm90AuxStore<
       SDesc::Stages, typename EpiDesc::EpilogueTile, BF16, cutlass::FloatRoundStyle::round_to_nearest,
       typename SDesc::Stride, typename SDesc::SmemLayoutAtom, typename SDesc::CopyOpR2S, 8>;
-  using SNode = cutlass::epilogue::fusion::Sm90EVT<StoreS, ExpandS<EpiDesc::StagesC>>;
+  using SNode = cutlass::epilogue::fusion::Sm90EVT<StoreS, Expand>;
   using Tree = cutlass::epilogue::fusion::Sm90EVT<
       cutlass::epilogue::fusion::Sm90Compute<GradRelu2, BF16, float, cutlass::FloatRoundStyle::round_to_nearest>,
       cutlass::epilogue::fusion::Sm90AccFetch, SNode>;
   using Epilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
-      cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, sm90::Tile, sm90::Cluster, Shape<_64, _32>, float, float,
+      cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, sm90::Tile, sm90::Cluster, EpiTile, float, float,
       void, cutlass::layout::RowMajor, 8, BF16, cutlass::layout::RowMajor, 8, Schedule, Tree>::CollectiveOp;
   using Gemm = sm90::PingpongGemm<cutlass::layout::RowMajor, Epilogue>;  // W: K x N row-major
 };
@@ -201,7 +208,7 @@ int grad_relu2_sparse24(const void* g, const void* w, const void* packed, void* 
   using Gemm = GradGemm::Gemm;
   auto [sa, sb, sc, sd] = sm90::packed_strides<Gemm>(M, N, K);
   auto ss = cutlass::make_cute_packed_stride(typename GradGemm::SDesc::Stride{}, make_shape(M, N, 1));
-  using Expand = ExpandS<GradGemm::EpiDesc::StagesC>;
+  using Expand = GradGemm::Expand;
   typename Expand::Arguments expand{static_cast<uint32_t const*>(packed),
                                     static_cast<uint16_t const*>(packed) + size_t(M) * N / 2, err, check};
   CUtensorMap probe;
