@@ -4,13 +4,13 @@
 // g: M x K row-major, W: K x N row-major (the down projection's V factor), packed: the
 // cuSPARSELt-layout S of the forward (kernels/cslt_layout.py). dS never reaches memory; dy and S
 // leave through the epilogue's TMA stores. The node ExpandS has the epilogue's producer warp copy
-// each 64 x 32 subtile's compressed S (64 rows of 32 bytes of kept values, one 256-byte metadata
-// tile) into shared memory with bulk async copies, ahead of the consumer warps, through the
-// epilogue's load pipeline (as CUTLASS's own aux-load node does with TMA); each consumer thread
-// then reads its 16 bytes of values and its metadata word from shared memory and expands them into
-// the accumulator layout with 7 shuffles (layout: sparse24_epilogue.cuh). Loading from global
-// memory in the consumer warps left the load latency exposed once per tile (Nsight Compute,
-// session 41: a quarter of the epilogue's stall samples).
+// each 64 x 64 subtile's compressed S (a TMA box of 64 rows x 64 bytes of kept values, two
+// 256-byte metadata tiles by one bulk copy) into shared memory, ahead of the consumer warps,
+// through the epilogue's load pipeline (as CUTLASS's own aux-load node does); each consumer thread
+// then reads, per 32-column block, its 16 bytes of values and its metadata word from shared memory
+// and expands them into the accumulator layout with 7 shuffles (layout: sparse24_epilogue.cuh).
+// Loading from global memory in the consumer warps left the load latency exposed once per tile
+// (Nsight Compute, session 41: a quarter of the epilogue's stall samples).
 #include <cstdint>
 
 #include "cutlass/epilogue/collective/collective_builder.hpp"
@@ -186,7 +186,7 @@ struct GradRelu2<cutlass::Array<T, N>> {
 // with W read K-major; docs/kernels.md.)
 struct GradGemm {
   using Schedule = cutlass::epilogue::TmaWarpSpecialized;
-  using EpiTile = Shape<_64, _64>;  // 64 x 32 measured 0.345 ms, 64 x 64 (two blocks) see docs/kernels.md
+  using EpiTile = Shape<_64, _64>;  // two 32-column blocks per subtile (docs/kernels.md, sixth session)
   using EpiDesc = cutlass::epilogue::collective::detail::EpilogueDescriptor<sm90::Tile, EpiTile, void, BF16, Schedule>;
   using Expand = ExpandS<EpiDesc::StagesC, decltype(size<1>(EpiTile{}))::value / 32>;
   using SDesc = cutlass::epilogue::collective::detail::AuxStoreDescriptor<EpiDesc, cutlass::layout::RowMajor, BF16>;

@@ -11,8 +11,9 @@
 //            of (row r, group g), r % 16 < 8, g % 8 < 4, holds the nibbles of (r, g), (r+8, g),
 //            (r, g+4), (r+8, g+4) and sits at tile*128 + (g&3) + 4*(r&7) + 32*((r>>4)&3).
 //
-// The epilogue subtile is 64 x 32 (EpilogueTileAuto for this schedule), exactly one metadata
-// tile. In the wgmma accumulator layout lane t of warp w holds rows 16w + t/4 (slot 2j) and
+// The epilogue subtile is 64 x 64: two 32-column blocks, each exactly one metadata tile, handled
+// alike (64 x 32, EpilogueTileAuto, measured 0.30 vs 0.27 ms: docs/kernels.md). In the wgmma
+// accumulator layout lane t of warp w holds rows 16w + t/4 (slot 2j) and
 // +8 (slot 2j+1), columns 8j + 2(t%4) and +1 (j = 0..3): lanes t and t^1 hold the two column
 // pairs of a group. The even lane finishes row r, the odd lane row r+8 (one shuffle each), so
 // every group is ranked once; two more shuffles give each thread 16 contiguous bytes of values
