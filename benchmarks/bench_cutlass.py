@@ -36,23 +36,32 @@ from _common import device_meta, graph_ms, write_csv  # noqa: E402
 DEFAULT_SHAPES = [(16384, 8192, 512), (16384, 4096, 256), (16384, 11008, 512)]
 
 
-def run_shape(m: int, n: int, k: int) -> dict:
+def kernel_calls(m: int, n: int, k: int) -> dict:
+    """The calls this benchmark times at one M x N x K, by column name (operands made once, on the
+    GPU); benchmarks/profile_cutlass.py runs them under Nsight Compute."""
     h = torch.randn(m, k, device="cuda").bfloat16()
     w = (torch.randn(n, k, device="cuda") / k**0.5).bfloat16()
-    row = {"m": m, "n": n, "k": k}
-    row["cublas"] = graph_ms(lambda: h @ w.t())
-    row["split"] = graph_ms(lambda: torch.ops.elas.relu2_sparsify24_compress(h @ w.t()))
-    row["cutlass"] = graph_ms(lambda: torch.ops.elas.cutlass_up_relu2_sparse24(h, w))
-    row["speedup"] = row["split"] / row["cutlass"]
     packed = torch.ops.elas.cutlass_up_relu2_sparse24(h, w)
     g = torch.randn(m, k, device="cuda").bfloat16()
     wt = w.t().contiguous()
-    row["grad_cublas"] = graph_ms(lambda: g @ wt)
-    row["grad_split"] = graph_ms(lambda: torch.ops.elas.relu2_sparsify24_backward_expand(g @ wt, packed, None, "masked", m, n))
-    row["grad_cutlass"] = graph_ms(lambda: torch.ops.elas.cutlass_grad_relu2_sparse24(g, wt, packed))
-    row["grad_speedup"] = row["grad_split"] / row["grad_cutlass"]
-    row["tflops_cutlass"] = 2 * m * n * k / row["cutlass"] / 1e9
-    return row
+    return {
+        "cublas": lambda: h @ w.t(),
+        "split": lambda: torch.ops.elas.relu2_sparsify24_compress(h @ w.t()),
+        "cutlass": lambda: torch.ops.elas.cutlass_up_relu2_sparse24(h, w),
+        "grad_cublas": lambda: g @ wt,
+        "grad_split": lambda: torch.ops.elas.relu2_sparsify24_backward_expand(g @ wt, packed, None, "masked", m, n),
+        "grad_cutlass": lambda: torch.ops.elas.cutlass_grad_relu2_sparse24(g, wt, packed),
+    }
+
+
+def run_shape(m: int, n: int, k: int) -> dict:
+    ms = {name: graph_ms(fn) for name, fn in kernel_calls(m, n, k).items()}
+    return {"m": m, "n": n, "k": k,
+            "cublas": ms["cublas"], "split": ms["split"], "cutlass": ms["cutlass"],
+            "speedup": ms["split"] / ms["cutlass"],
+            "grad_cublas": ms["grad_cublas"], "grad_split": ms["grad_split"], "grad_cutlass": ms["grad_cutlass"],
+            "grad_speedup": ms["grad_split"] / ms["grad_cutlass"],
+            "tflops_cutlass": 2 * m * n * k / ms["cutlass"] / 1e9}
 
 
 def main(argv=None) -> None:

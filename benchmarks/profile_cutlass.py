@@ -22,6 +22,11 @@ except ImportError:
 from elas_compile.kernels import cutlass_ext as C
 from elas_compile.kernels import triton_ops  # noqa: F401  (registers the Triton ops)
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_cutlass import kernel_calls  # noqa: E402
+
+PROFILED = ("cublas", "cutlass", "grad_cublas", "grad_split", "grad_cutlass")
+
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -30,19 +35,8 @@ def main(argv=None) -> None:
     reason = C.unavailable_reason("cuda")
     if reason:
         raise SystemExit(f"profile_cutlass: {reason}")
-    m, n, k = map(int, args.shape.split("x"))
-    h = torch.randn(m, k, device="cuda").bfloat16()
-    w = (torch.randn(n, k, device="cuda") / k**0.5).bfloat16()
-    g = torch.randn(m, k, device="cuda").bfloat16()
-    wt = w.t().contiguous()
-    packed = torch.ops.elas.cutlass_up_relu2_sparse24(h, w)
-    calls = [
-        lambda: h @ w.t(),
-        lambda: torch.ops.elas.cutlass_up_relu2_sparse24(h, w),
-        lambda: g @ wt,
-        lambda: torch.ops.elas.relu2_sparsify24_backward_expand(g @ wt, packed, None, "masked", m, n),
-        lambda: torch.ops.elas.cutlass_grad_relu2_sparse24(g, wt, packed),
-    ]
+    calls = kernel_calls(*map(int, args.shape.split("x")))
+    calls = [calls[name] for name in PROFILED]
     for fn in calls:
         fn(), fn()
     torch.cuda.synchronize()
