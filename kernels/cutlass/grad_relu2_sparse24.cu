@@ -83,9 +83,8 @@ struct ExpandS : Sparse24Node<uint32_t const, uint16_t const> {
       cutlass::arch::ClusterTransactionBarrier::expect_transaction(full_mbarrier_ptr, kValueBytes + kMetaBytes);
       cute::SM90_TMA_LOAD_2D::copy(&params->values_map, full_mbarrier_ptr, 0, smem_values + stage * kValueBytes,
                                    col0, row0);
-      size_t const tile = size_t(row0 / 64) * (N / 32) + col0 / 32;
-      cute::SM90_BULK_COPY_G2S::copy(reinterpret_cast<uint8_t const*>(params->meta) + tile * 256,
-                                     full_mbarrier_ptr, smem_meta + stage * kMetaBytes, kMetaBytes);
+      cute::SM90_BULK_COPY_G2S::copy(params->meta + meta_word(row0, col0, 0, N), full_mbarrier_ptr,
+                                     smem_meta + stage * kMetaBytes, kMetaBytes);
     }
   };
 
@@ -122,8 +121,9 @@ struct ExpandS : Sparse24Node<uint32_t const, uint16_t const> {
       for (int b = 0; b < Blocks; ++b) {  // 32-column block b: slots 8b .. 8b + 7
         uint4 const in = *reinterpret_cast<uint4 const*>(smem_values + stage * kValueBytes + kCols * row + 32 * b +
                                                          (high ? 16 : 0));
-        uint32_t const word = reinterpret_cast<uint16_t const*>(smem_meta + stage * kMetaBytes + 256 * b)[
-            meta_word(row & ~8, 0, g, 32)];
+        // the subtile's metadata tiles, in shared memory as the layout of a 64 x kCols matrix
+        uint32_t const word = reinterpret_cast<uint16_t const*>(smem_meta + stage * kMetaBytes)[
+            meta_word(row & ~8, 32 * b, g, kCols)];
         // kept pairs of the owned row's groups 2j + h (the inverse of the forward's store exchange)
         uint32_t s0 = __shfl_xor_sync(0xffffffffu, high ? in.x : in.y, 2);
         uint32_t s1 = __shfl_xor_sync(0xffffffffu, high ? in.z : in.w, 2);
