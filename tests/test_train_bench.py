@@ -50,3 +50,22 @@ def test_bench_compile_mode_checks(capsys):
     assert "--compile-mode" in capsys.readouterr().err
     assert main(["bench", "--preset", "llama-tiny", "--device", "cpu", "--compile-mode", "reduce-overhead"]) == 2
     assert "CUDA graphs" in capsys.readouterr().err
+
+
+def test_loss_in_graph_trains_like_the_eager_loss():
+    """make_step's two loss paths (NextTokenLoss, compiled with the model on GPU; the eager loss on
+    fp32 logits) give the same parameters after two steps."""
+    import torch
+
+    from elas_compile.train.runtime import make_runtime
+
+    rt = make_runtime("cpu", "fp32", False)
+    finals = []
+    for in_graph in (True, False):
+        step, model = bench.make_step("llama-tiny", bench.bench_variant("elas-masked"), rt, 2, 16, 128, 0,
+                                       loss_in_graph=in_graph)
+        step(0)
+        step(1)
+        finals.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    torch.testing.assert_close(finals[0], finals[1], rtol=0, atol=0)
+    assert not torch.equal(finals[0], finals[0] * 0)

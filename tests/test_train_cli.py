@@ -150,3 +150,13 @@ def test_bf16_autocast_elas(tmp_path, text_file):
     # the GPU default (bf16 autocast), exercised on the CPU
     assert main(["train", *small(text_file, "--steps", "2", "--precision", "bf16",
                                  "--out", str(tmp_path / "run"))]) == 0
+
+
+def test_lowrank_form_cola(tmp_path, text_file):
+    """--lowrank-form cola: SiLU between the factors (the MLP's graph shows it), named in the run."""
+    assert main(["train", *small(text_file, "--steps", "2", "--out", str(tmp_path / "run"),
+                                 "--lowrank-form", "cola")]) == 0
+    code = (tmp_path / "run" / "explain.txt").read_text().split("graph of the first ELAS MLP")[1]
+    assert code.count("functional.silu(") == 2  # one per factorized linear (up and down)
+    options = json.loads((tmp_path / "run" / "run.json").read_text())["options"]
+    assert options["lowrank_form"] == "cola" and options["name"].endswith("-elas-masked-cola")

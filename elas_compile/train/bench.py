@@ -60,29 +60,54 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's)")
     p.add_argument("--out", default="runs/bench", help="folder for bench.csv/json/png (default runs/bench)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--loss-in-graph", action=argparse.BooleanOptionalAction, default=True,
+                   help="compile the cross-entropy with the model (default; --no-loss-in-graph: eager loss "
+                        "on fp32 logits, as before the seventh session)")
 
 
-def bench_one(preset: str, variant: Variant, rt: Runtime, batch: int, seq: int, vocab: int,
-              steps: int, warmup: int, seed: int) -> Dict:
-    """Time ``steps`` training steps of one variant; raises on failure."""
+class NextTokenLoss(torch.nn.Module):
+    """A causal LM and its next-token cross-entropy as one module: compiled together, the logits'
+    fp32 upcast, log-softmax and loss (and their backward) fuse into a few kernels instead of
+    writing fp32 logits and their log-softmax to memory (16k tokens x 32k vocabulary: 2 GB each)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        import torch.nn.functional as F
+
+        logits = self.model(input_ids=batch[:, :-1]).logits
+        return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
+
+
+def make_step(preset: str, variant: Variant, rt: Runtime, batch: int, seq: int, vocab: int, seed: int,
+              batches: int = 4, loss_in_graph: bool = True):
+    """One variant's model, optimizer and training step on random tokens: ``(step(i), model)``.
+    ``loss_in_graph``: compile the loss with the model (:class:`NextTokenLoss`), else eager."""
     import torch.nn.functional as F
 
     torch.manual_seed(seed)
     model = build_model(preset_config(preset, vocab, seq))
     model, schedule, _ = rewrite(model, variant)  # dense_warmup_steps=0: sparse from step 1
     model.to(rt.device).train()
-    params = count_params(model)
     opt = build_optimizer(model, lr=1e-4, weight_decay=0.0)
-    fwd = rt.compile_model(model)
     g = torch.Generator().manual_seed(seed)
-    data = torch.randint(0, vocab, (max(1, min(steps + warmup, 4)), batch, seq + 1), generator=g).to(rt.device)
+    data = torch.randint(0, vocab, (max(1, batches), batch, seq + 1), generator=g).to(rt.device)
+    if loss_in_graph:
+        loss_fn = rt.compile_model(NextTokenLoss(model))
+    else:
+        fwd = rt.compile_model(model)
+
+        def loss_fn(b):
+            logits = fwd(input_ids=b[:, :-1]).logits
+            return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), b[:, 1:].reshape(-1))
 
     def step(i: int) -> None:
         rt.step_begin()
         b = data[i % data.shape[0]]
         with rt.autocast():
-            logits = fwd(input_ids=b[:, :-1]).logits
-        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), b[:, 1:].reshape(-1))
+            loss = loss_fn(b)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -90,6 +115,14 @@ def bench_one(preset: str, variant: Variant, rt: Runtime, batch: int, seq: int, 
         if schedule is not None:
             schedule.step()
 
+    return step, model
+
+
+def bench_one(preset: str, variant: Variant, rt: Runtime, batch: int, seq: int, vocab: int,
+              steps: int, warmup: int, seed: int, loss_in_graph: bool = True) -> Dict:
+    """Time ``steps`` training steps of one variant; raises on failure."""
+    step, model = make_step(preset, variant, rt, batch, seq, vocab, seed, min(steps + warmup, 4), loss_in_graph)
+    params = count_params(model)
     for i in range(warmup):
         step(i)
     rt.synchronize()
@@ -118,9 +151,16 @@ def _cleanup(rt: Runtime) -> None:
         torch.cuda.empty_cache()
 
 
+def bench_variant(name: str, rank=None) -> Variant:
+    """The named variant of :data:`VARIANTS` with ``rank`` (not for full rank), sparse from step 1."""
+    base = VARIANTS[name]
+    return Variant(baseline=base.baseline, backward=base.backward, attention=base.attention,
+                   rank=rank if base.baseline != "full" else None, dense_warmup_steps=0)
+
+
 def run_bench(presets: List[str], variants: List[str], rt: Runtime, *, batch: Optional[int], seq: Optional[int],
               vocab: Optional[int], steps: int, warmup: int, rank=None, seed: int = 0, log=print,
-              on_row=None) -> List[Dict]:
+              on_row=None, loss_in_graph: bool = True) -> List[Dict]:
     """Measure every (preset, variant); ``on_row(rows)`` is called after each (partial results
     survive a run cut short)."""
     rows = []
@@ -128,12 +168,10 @@ def run_bench(presets: List[str], variants: List[str], rt: Runtime, *, batch: Op
         p = get_preset(preset)
         b, s, v = batch or p.batch_size, seq or p.seq_len, vocab or p.vocab_size
         for name in variants:
-            base = VARIANTS[name]
-            variant = Variant(baseline=base.baseline, backward=base.backward, attention=base.attention,
-                              rank=rank if base.baseline != "full" else None, dense_warmup_steps=0)
+            variant = bench_variant(name, rank)
             row = {"preset": preset, "variant": name, "batch": b, "seq_len": s, "error": ""}
             try:
-                row.update(bench_one(preset, variant, rt, b, s, v, steps, warmup, seed))
+                row.update(bench_one(preset, variant, rt, b, s, v, steps, warmup, seed, loss_in_graph))
             except Exception as e:  # one failing variant must not stop the others
                 row["error"] = f"{type(e).__name__}: {first_line(e)}"[:300]
             finally:
@@ -225,11 +263,13 @@ def cmd_bench(ns: argparse.Namespace) -> int:
         print("peak memory is not reported under CUDA graphs (their pools hide the activations): "
               "measure it with --compile-mode default")
     out = Path(ns.out)
-    meta = {"device": rt.describe(), "torch": torch.__version__, "steps": ns.steps, "warmup": ns.warmup}
+    meta = {"device": rt.describe(), "torch": torch.__version__, "steps": ns.steps, "warmup": ns.warmup,
+            "loss_in_graph": ns.loss_in_graph}
     if rt.device.type == "cuda":
         meta["gpu"] = torch.cuda.get_device_name(rt.device)
     rows = run_bench(ns.preset, ns.variants, rt, batch=ns.batch_size, seq=ns.seq_len, vocab=ns.vocab_size,
                      steps=ns.steps, warmup=ns.warmup, rank=parse_rank(ns.rank), seed=ns.seed,
+                     loss_in_graph=ns.loss_in_graph,
                      on_row=lambda rows: write_outputs(rows, out, meta, plot=False))
     print(table(rows))
     write_outputs(rows, out, meta)

@@ -32,6 +32,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--backward", choices=("masked", "ste"), default="masked", help="gradient of the 2:4 step")
     g.add_argument("--rank", metavar="R", help="rank: an int, or a ratio of the hidden size (default 0.25)")
     g.add_argument("--attention", action="store_true", help="factorize the attention projections too")
+    g.add_argument("--lowrank-form", choices=("plain", "cola"), default="plain",
+                   help="plain: U (V x) (ELAS, default); cola: U silu(V x) (CoLA)")
     g.add_argument("--dense-warmup-steps", type=int, metavar="N",
                    help="dense steps before 2:4 sparsity starts (default min(1000, steps/10))")
     g = p.add_argument_group("data")
@@ -119,7 +121,8 @@ def resolve(opts: Dict[str, Any]) -> Dict[str, Any]:
         arch = Path(o["model_config"]).stem if o.get("model_config") else o["preset"]
         from elas_compile.train.variant import Variant
 
-        base = Variant(baseline=o["baseline"], backward=o["backward"], attention=o["attention"]).name
+        base = Variant(baseline=o["baseline"], backward=o["backward"], attention=o["attention"],
+                       lowrank_form=o.get("lowrank_form") or "plain").name
         o["name"] = f"{arch}-{base}"
     if not o.get("out"):
         o["out"] = str(Path("runs") / o["name"])

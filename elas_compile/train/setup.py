@@ -66,6 +66,7 @@ def variant_of(o: Dict[str, Any]) -> Variant:
     return Variant(
         baseline=o.get("baseline"), backward=o.get("backward", "masked"), rank=parse_rank(o.get("rank")),
         attention=bool(o.get("attention")), dense_warmup_steps=int(o.get("dense_warmup_steps", 0)),
+        lowrank_form=o.get("lowrank_form") or "plain",
     )
 
 

@@ -6,7 +6,8 @@
   squared-ReLU model.
 - ``--baseline full``: the model as built (full-rank SwiGLU), no rewrite.
 
-``--attention`` factorizes the attention projections too; ``--rank`` sets the rank.
+``--attention`` factorizes the attention projections too; ``--rank`` sets the rank;
+``--lowrank-form cola`` puts CoLA's SiLU between the factors.
 """
 from __future__ import annotations
 
@@ -27,13 +28,14 @@ class Variant:
     rank: Union[int, float, None] = None  # None = ELASConfig's default
     attention: bool = False
     dense_warmup_steps: int = 0
+    lowrank_form: str = "plain"  # "cola": U silu(V x) (ELASConfig.lowrank_form)
 
     @property
     def name(self) -> str:
         if self.baseline == "full":
             return "full"
         base = "lowrank" if self.baseline == "lowrank" else f"elas-{self.backward}"
-        return base + ("-attn" if self.attention else "")
+        return base + ("-cola" if self.lowrank_form == "cola" else "") + ("-attn" if self.attention else "")
 
     @property
     def sparse(self) -> bool:
@@ -50,6 +52,7 @@ class Variant:
             backward=self.backward,
             dense_warmup_steps=self.dense_warmup_steps,
             targets=("ffn", "attention") if self.attention else ("ffn",),
+            lowrank_form=self.lowrank_form,
         )
         if self.rank is not None:
             kwargs["rank"] = self.rank

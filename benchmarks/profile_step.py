@@ -1,0 +1,125 @@
+"""Where a training step's GPU time goes: kernel time per category, per variant (GPU only).
+
+Builds each variant as ``elas-compile bench`` does (same model, optimizer, step), compiles it in
+the default mode (no CUDA graphs, so the profiler sees every kernel), runs warm-up steps, times
+``--steps`` steps with CUDA events, then profiles ``--profile-steps`` steps with torch.profiler and
+sums the kernels' device time per category (GEMM, cuSPARSELt, attention, Inductor's fused kernels,
+optimizer, loss, ...). Prints a table (ms per step) and the top kernels of each variant, writes CSV.
+
+    python benchmarks/profile_step.py --preset llama-350m --variants full lowrank-attn elas-masked-attn \\
+        --loss graph eager --csv step_profile.csv
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import device_meta, write_csv  # noqa: E402
+
+# first match wins; names are CUDA kernel names as the profiler reports them
+CATEGORIES = [
+    ("sparse_gemm", r"sparse|cusparselt"),
+    ("elas_cutlass", r"Relu2|Sparse24|elas"),
+    ("attention", r"flash|fmha|attention|attn"),
+    ("optimizer", r"adam|multi_tensor|foreach"),
+    ("loss", r"softmax|nll|cross_entropy"),
+    ("gemm", r"gemm|nvjet|xmma|cutlass|cublas|triton_tem_|sm90_"),
+    ("inductor", r"^triton_"),
+    ("elas_triton", r"kernel"),  # the package's Triton kernels (named *_kernel), not Inductor's
+    ("embedding", r"embedding|index"),
+]
+
+
+def category(name: str) -> str:
+    for cat, pat in CATEGORIES:
+        if re.search(pat, name, re.IGNORECASE):
+            return cat
+    return "other"
+
+
+def kernel_times(prof, steps: int) -> dict[str, float]:
+    """ms per step of each CUDA kernel name in a finished profile."""
+    out: dict[str, float] = defaultdict(float)
+    for e in prof.events():
+        if e.device_type == torch.autograd.DeviceType.CUDA and e.device_time_total > 0:
+            out[e.name] += e.device_time_total / 1e3 / steps
+    return out
+
+
+def profile_variant(preset, name, loss, rt, args, top):
+    from elas_compile.train.bench import bench_variant, make_step
+    from elas_compile.train.presets import get_preset
+
+    p = get_preset(preset)
+    b, s, v = args.batch_size or p.batch_size, p.seq_len, p.vocab_size
+    step, model = make_step(preset, bench_variant(name), rt, b, s, v, 0, loss_in_graph=loss == "graph")
+    params = sum(p.numel() for p in model.parameters())
+    for i in range(args.warmup):
+        step(i)
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for i in range(args.steps):
+        step(i)
+    torch.cuda.synchronize()
+    step_ms = 1e3 * (time.perf_counter() - t0) / args.steps
+    acts = [torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
+    with torch.profiler.profile(activities=acts) as prof:
+        for i in range(args.profile_steps):
+            step(i)
+        torch.cuda.synchronize()
+    per_kernel = kernel_times(prof, args.profile_steps)
+    cats: dict[str, float] = defaultdict(float)
+    for k, ms in per_kernel.items():
+        cats[category(k)] += ms
+    row = {"preset": preset, "variant": name, "loss": loss, "params_m": params / 1e6, "step_ms": step_ms,
+           "kernel_ms": sum(per_kernel.values())}
+    row.update({c: cats.get(c, 0.0) for c, _ in CATEGORIES + [("other", "")]})
+    top.append((f"{name} loss={loss}", sorted(per_kernel.items(), key=lambda kv: -kv[1])[:args.top]))
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", default="llama-350m")
+    ap.add_argument("--variants", nargs="+", default=["full", "lowrank-attn", "elas-masked-attn"])
+    ap.add_argument("--loss", nargs="+", default=["graph"], choices=("graph", "eager"),
+                    help="the loss compiled with the model (graph) or eager on fp32 logits")
+    ap.add_argument("--batch-size", type=int)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--profile-steps", type=int, default=2)
+    ap.add_argument("--top", type=int, default=12, help="kernels listed per variant")
+    ap.add_argument("--csv", default="step_profile.csv")
+    args = ap.parse_args()
+    if not torch.cuda.is_available():
+        sys.exit("profile_step.py needs a CUDA GPU")
+    from elas_compile.train.bench import _cleanup
+    from elas_compile.train.runtime import make_runtime
+
+    rt = make_runtime("cuda", "auto", True)
+    rows, top = [], []
+    for loss in args.loss:
+        for name in args.variants:
+            rows.append(profile_variant(args.preset, name, loss, rt, args, top))
+            _cleanup(rt)
+            print({k: round(v, 2) if isinstance(v, float) else v for k, v in rows[-1].items()}, flush=True)
+    for label, kernels in top:
+        print(f"\n{label}: top kernels (ms per step)")
+        for k, ms in kernels:
+            print(f"  {ms:8.3f}  {category(k):<12} {k[:110]}")
+    write_csv(args.csv, rows, device_meta(preset=args.preset))
+    cols = ["step_ms", "kernel_ms"] + [c for c, _ in CATEGORIES] + ["other"]
+    print(f"\n{'variant':<18} {'loss':<6}" + "".join(f"{c[:11]:>12}" for c in cols))
+    for r in rows:
+        print(f"{r['variant']:<18} {r['loss']:<6}" + "".join(f"{r[c]:>12.2f}" for c in cols))
+
+
+if __name__ == "__main__":
+    main()
