@@ -25,14 +25,14 @@ from _common import device_meta, write_csv  # noqa: E402
 
 # first match wins; names are CUDA kernel names as the profiler reports them
 CATEGORIES = [
-    ("sparse_gemm", r"sparse|cusparselt"),
-    ("elas_cutlass", r"Relu2|Sparse24|elas"),
+    ("elas_cutlass", r"elas::"),  # the package's CUTLASS kernels (namespace elas in their types)
+    ("elas_triton", r"^(up_relu2|grad_relu2|tn_sparse|relu2_sparsify|sparse24_)\w*kernel"),  # its Triton kernels
+    ("sparse_gemm", r"sparse|cusparselt"),  # cuSPARSELt
     ("attention", r"flash|fmha|attention|attn"),
     ("optimizer", r"adam|multi_tensor|foreach"),
     ("loss", r"softmax|nll|cross_entropy"),
     ("gemm", r"gemm|nvjet|xmma|cutlass|cublas|triton_tem_|sm90_"),
-    ("inductor", r"^triton_"),
-    ("elas_triton", r"kernel"),  # the package's Triton kernels (named *_kernel), not Inductor's
+    ("inductor", r"^triton_"),  # Inductor's fused kernels (elementwise, norms, reductions)
     ("embedding", r"embedding|index"),
 ]
 
@@ -78,10 +78,13 @@ def profile_variant(preset, name, loss, rt, args, top):
     cats: dict[str, float] = defaultdict(float)
     for k, ms in per_kernel.items():
         cats[category(k)] += ms
-    row = {"preset": preset, "variant": name, "loss": loss, "params_m": params / 1e6, "step_ms": step_ms,
+    row = {"preset": preset, "variant": name, "loss_in": loss, "params_m": params / 1e6, "step_ms": step_ms,
            "kernel_ms": sum(per_kernel.values())}
     row.update({c: cats.get(c, 0.0) for c, _ in CATEGORIES + [("other", "")]})
-    top.append((f"{name} loss={loss}", sorted(per_kernel.items(), key=lambda kv: -kv[1])[:args.top]))
+    print(f"\n{name} loss={loss}: top kernels (ms per step)")
+    for k, ms in sorted(per_kernel.items(), key=lambda kv: -kv[1])[:args.top]:
+        print(f"  {ms:8.3f}  {category(k):<12} {k[:120]}")
+        top.append({"variant": name, "loss_in": loss, "kernel": k[:200], "category": category(k), "ms": ms})
     return row
 
 
@@ -95,7 +98,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--profile-steps", type=int, default=2)
-    ap.add_argument("--top", type=int, default=12, help="kernels listed per variant")
+    ap.add_argument("--top", type=int, default=25, help="kernels listed per variant")
     ap.add_argument("--csv", default="step_profile.csv")
     args = ap.parse_args()
     if not torch.cuda.is_available():
@@ -110,15 +113,13 @@ def main() -> None:
             rows.append(profile_variant(args.preset, name, loss, rt, args, top))
             _cleanup(rt)
             print({k: round(v, 2) if isinstance(v, float) else v for k, v in rows[-1].items()}, flush=True)
-    for label, kernels in top:
-        print(f"\n{label}: top kernels (ms per step)")
-        for k, ms in kernels:
-            print(f"  {ms:8.3f}  {category(k):<12} {k[:110]}")
+            write_csv(args.csv, rows, device_meta(preset=args.preset))  # partial results survive a timeout
     write_csv(args.csv, rows, device_meta(preset=args.preset))
+    write_csv(args.csv.replace(".csv", "_kernels.csv"), top, device_meta(preset=args.preset))
     cols = ["step_ms", "kernel_ms"] + [c for c, _ in CATEGORIES] + ["other"]
-    print(f"\n{'variant':<18} {'loss':<6}" + "".join(f"{c[:11]:>12}" for c in cols))
+    print(f"\n{'variant':<18} {'loss in':<8}" + "".join(f"{c[:11]:>12}" for c in cols))
     for r in rows:
-        print(f"{r['variant']:<18} {r['loss']:<6}" + "".join(f"{r[c]:>12.2f}" for c in cols))
+        print(f"{r['variant']:<18} {r['loss_in']:<8}" + "".join(f"{r[c]:>12.2f}" for c in cols))
 
 
 if __name__ == "__main__":
