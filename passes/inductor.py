@@ -13,9 +13,10 @@ import torch
 from torch._inductor import config as inductor_config
 from torch._inductor.custom_graph_pass import CustomGraphPass, get_hash_for_files
 
-from elas_compile.passes import fusion
+from elas_compile.passes import fusion, trig_tables
 
-_FILES = tuple(os.path.join(os.path.dirname(__file__), f) for f in ("fusion.py", "eligibility.py", "inductor.py"))
+_FILES = tuple(os.path.join(os.path.dirname(__file__), f)
+               for f in ("fusion.py", "eligibility.py", "inductor.py", "trig_tables.py"))
 
 
 class _ELASPass(CustomGraphPass):
@@ -41,6 +42,13 @@ class ELASPostGradPass(_ELASPass):
 
     rewrite = staticmethod(fusion.post_grad_rewrite)
     name = "elas_post_grad"
+
+
+class TrigTablePass(_ELASPass):
+    """Computes each RoPE sin/cos table once instead of in every layer's kernel (trig_tables.py)."""
+
+    rewrite = staticmethod(trig_tables.materialize_trig_tables)
+    name = "elas_trig_tables"
 
 
 class ChainedPass(CustomGraphPass):
@@ -84,13 +92,24 @@ def _chain(option: str, new_pass) -> None:
     setattr(inductor_config, option, ChainedPass(passes + [new_pass]))
 
 
+def install_trig_tables() -> None:
+    """Add only the sin/cos table pass (any LLaMA-like model gains from it: the training CLI
+    installs it for every variant, baselines included, so that comparisons stay fair)."""
+    _chain("post_grad_custom_post_pass", TrigTablePass())
+
+
 def install() -> None:
     """Add the elas_compile passes to Inductor's config (idempotent; existing passes kept)."""
     _chain("pre_grad_custom_pass", ELASPreGradPass())
     _chain("post_grad_custom_post_pass", ELASPostGradPass())
+    install_trig_tables()
+
+
+_INSTALLED = (("pre_grad_custom_pass", ELASPreGradPass), ("post_grad_custom_post_pass", ELASPostGradPass),
+              ("post_grad_custom_post_pass", TrigTablePass))
 
 
 def uninstall() -> None:
-    for option, cls in (("pre_grad_custom_pass", ELASPreGradPass), ("post_grad_custom_post_pass", ELASPostGradPass)):
+    for option, cls in _INSTALLED:
         kept = [p for p in _flatten(getattr(inductor_config, option)) if not isinstance(p, cls)]
         setattr(inductor_config, option, ChainedPass(kept) if len(kept) > 1 else (kept[0] if kept else None))

@@ -68,6 +68,10 @@ def wrap_model(model: nn.Module, rt: Runtime, *, activation_checkpointing: bool 
     ``model`` itself stays the module whose parameters the optimizer, the sparsity schedule and the
     checkpoints use (under FSDP2 it is also the one to call)."""
     blocks = transformer_blocks(model)
+    if rt.compile:
+        from elas_compile.passes import inductor
+
+        inductor.install_trig_tables()  # every variant, baselines included
     if (activation_checkpointing or rt.parallel == "fsdp") and not blocks:
         raise TrainError(f"no transformer blocks (an nn.ModuleList of layers) found in {type(model).__name__}: "
                          f"--parallel fsdp and --activation-checkpointing wrap each block")

@@ -32,8 +32,15 @@ class Runtime:
         return self.compile and self.compile_mode in ("reduce-overhead", "max-autotune")
 
     def compile_model(self, model):
-        """``torch.compile(model)`` in ``compile_mode``, or ``model`` when not compiling."""
-        return torch.compile(model, mode=self.compile_mode) if self.compile else model
+        """``torch.compile(model)`` in ``compile_mode``, or ``model`` when not compiling. Every
+        compiled variant, baselines included, gets the RoPE sin/cos table pass
+        (``elas_compile.passes.trig_tables``)."""
+        if not self.compile:
+            return model
+        from elas_compile.passes import inductor
+
+        inductor.install_trig_tables()
+        return torch.compile(model, mode=self.compile_mode)
 
     def step_begin(self) -> None:
         """Call before each training step: CUDA graphs may then reuse the last step's buffers."""

@@ -1,0 +1,80 @@
+"""The RoPE sin/cos table pass: tables read by several consumers are computed once."""
+import pytest
+import torch
+from torch._dynamo.utils import counters
+from torch._inductor.utils import run_and_get_code
+
+from elas_compile.passes import inductor, trig_tables
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def rope_layers(pos, inv_freq, qs):
+    """LLaMA's rotary embedding: the tables once, then read by every 'layer'."""
+    freqs = pos[:, None] * inv_freq[None, :]
+    emb = torch.cat((freqs, freqs), dim=-1)
+    cos, sin = emb.cos() * 1.0, emb.sin() * 1.0
+    out = []
+    for q in qs:
+        half = q.shape[-1] // 2
+        rot = torch.cat((-q[..., half:], q[..., :half]), dim=-1)
+        out.append(q * cos.to(q.dtype) + rot * sin.to(q.dtype))
+    return out
+
+
+def _inputs(layers=3):
+    torch.manual_seed(0)
+    pos = torch.arange(32, dtype=torch.float32)
+    inv_freq = 1.0 / (10000 ** (torch.arange(0, 16, 2, dtype=torch.float32) / 16))
+    return pos, inv_freq, [torch.randn(4, 32, 16) for _ in range(layers)]
+
+
+def test_pass_counts_consumers_through_casts_and_views():
+    g = torch.fx.Graph()
+    x = g.placeholder("x")
+    c = g.call_function(torch.ops.aten.cos.default, (x,))
+    m = g.call_function(torch.ops.aten.mul.Tensor, (c, 2.0))
+    v = g.call_function(torch.ops.aten.unsqueeze.default, (m, 0))
+    uses = [g.call_function(torch.ops.aten.add.Tensor, (v, x)) for _ in range(3)]
+    s = g.call_function(torch.ops.aten.sin.default, (x,))
+    one = g.call_function(torch.ops.aten.add.Tensor, (s, x))  # a single consumer: left alone
+    g.output((*uses, one))
+    assert trig_tables.consumers(c) == 3 and trig_tables.consumers(s) == 1
+    assert trig_tables.materialize_trig_tables(g) == 1
+    (table,) = g.find_nodes(op="call_function", target=torch.ops.elas.materialize.default)
+    assert table.args == (c,) and list(c.users) == [table] and m.args[0] is table
+    assert trig_tables.materialize_trig_tables(g) == 0  # idempotent
+
+
+def _compiled_code(device, install, layers=3):
+    pos, inv_freq, qs = (t.to(device) if isinstance(t, torch.Tensor) else [q.to(device) for q in t]
+                         for t in _inputs(layers))
+    torch._dynamo.reset()
+    counters.clear()
+    if install:
+        inductor.install_trig_tables()
+    try:  # no FX graph cache: a cache hit skips the passes (and their counters)
+        with torch._inductor.config.patch(fx_graph_cache=False):
+            got, (code,) = run_and_get_code(torch.compile(rope_layers, fullgraph=True), pos, inv_freq, qs)
+    finally:
+        inductor.uninstall()
+        torch._dynamo.reset()
+    for g_, e in zip(got, rope_layers(pos, inv_freq, qs)):
+        torch.testing.assert_close(g_, e)
+    return code
+
+
+def test_compiled_rope_on_cpu_matches_eager_with_the_tables_materialized():
+    code = _compiled_code("cpu", install=True)
+    assert counters["elas"]["trig_table_materialized"] == 2  # cos and sin, once each
+    assert "materialize" in code and code.count(".sin()") == 1 and code.count(".cos()") == 1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="Inductor's Triton code (GPU)")
+def test_triton_code_computes_sin_once_instead_of_per_layer():
+    """The reason for the pass: without it every layer's Triton kernel recomputes sin and cos."""
+    layers = 4
+    before = _compiled_code("cuda", install=False, layers=layers)
+    after = _compiled_code("cuda", install=True, layers=layers)
+    assert before.count("sin(") >= layers
+    assert after.count("sin(") == 1 and after.count("cos(") == 1
