@@ -15,11 +15,11 @@ launch() {  # name, lr, variant flags; at most $JOBS runs at a time
   while [ "$(jobs -rp | wc -l)" -ge "${JOBS:-6}" ]; do wait -n; done
   elas-compile train $COMMON --lr $2 ${@:3} --out $Q/$1-lr$2 > $Q/$1-lr$2.log 2>&1 &
 }
+# RUNS: "name:flags;name:flags;..." (default: the four variants of the issue)
+RUNS=${RUNS:-"full:--baseline full;lowrank:--baseline lowrank;elas-masked:--backward masked;elas-ste:--backward ste"}
 for lr in $LRS; do
-  launch full $lr --baseline full
-  launch lowrank $lr --baseline lowrank
-  launch elas-masked $lr --backward masked
-  launch elas-ste $lr --backward ste
+  IFS=';' read -ra specs <<< "$RUNS"
+  for spec in "${specs[@]}"; do launch "${spec%%:*}" $lr ${spec#*:}; done
 done
 wait
 python3 - "$Q" <<'PY'
