@@ -2,7 +2,8 @@
 
 For each preset (default ``llama-130m`` and ``llama-350m`` at batch 64 x 256) and each variant
 (full-rank SwiGLU, low-rank ReLU² dense, ELAS ste, ELAS masked; the last three with FFN-only
-factorization and with attention factorized too), it times full training steps (forward,
+factorization and with attention factorized too; low rank and ELAS masked also in CoLA's form
+U silu(V x), every linear), it times full training steps (forward,
 backward, AdamW) on random tokens, compiled by default on GPU. Sparse variants run with 2:4
 sparsity on from the first step. A variant that fails (out of memory, a compile error) gets an
 error row; the others still run. Prints a table and writes ``bench.csv``, ``bench.json`` and a
@@ -34,6 +35,8 @@ VARIANTS: Dict[str, Variant] = {
     "elas-ste-attn": Variant(backward="ste", attention=True),
     "elas-masked": Variant(backward="masked"),
     "elas-masked-attn": Variant(backward="masked", attention=True),
+    "lowrank-cola-attn": Variant(baseline="lowrank", attention=True, lowrank_form="cola"),
+    "elas-masked-cola-attn": Variant(backward="masked", attention=True, lowrank_form="cola"),
 }
 FIELDS = ["preset", "variant", "params_m", "batch", "seq_len", "step_ms", "tokens_per_s",
           "speedup_vs_full", "peak_mem_gb", "error"]
@@ -155,7 +158,8 @@ def bench_variant(name: str, rank=None) -> Variant:
     """The named variant of :data:`VARIANTS` with ``rank`` (not for full rank), sparse from step 1."""
     base = VARIANTS[name]
     return Variant(baseline=base.baseline, backward=base.backward, attention=base.attention,
-                   rank=rank if base.baseline != "full" else None, dense_warmup_steps=0)
+                   rank=rank if base.baseline != "full" else None, dense_warmup_steps=0,
+                   lowrank_form=base.lowrank_form)
 
 
 def run_bench(presets: List[str], variants: List[str], rt: Runtime, *, batch: Optional[int], seq: Optional[int],
