@@ -25,7 +25,7 @@ from _common import device_meta, write_csv  # noqa: E402
 
 # first match wins; names are CUDA kernel names as the profiler reports them
 CATEGORIES = [
-    ("elas_cutlass", r"elas::"),  # the package's CUTLASS kernels (namespace elas in their types)
+    ("elas_cutlass", r"elas::|4elas"),  # the package's CUTLASS kernels (namespace elas; 4elas when mangled)
     ("elas_triton", r"^(up_relu2|grad_relu2|tn_sparse|relu2_sparsify|sparse24_)\w*kernel"),  # its Triton kernels
     ("sparse_gemm", r"sparse|cusparselt"),  # cuSPARSELt
     ("attention", r"flash|fmha|attention|attn"),
