@@ -22,6 +22,7 @@ from typing import Dict, List, Optional
 import torch
 
 from elas_compile.train.errors import TrainError, first_line
+from elas_compile.train.lm_loss import NextTokenLoss, next_token_loss
 from elas_compile.train.optim import build_optimizer
 from elas_compile.train.presets import build_model, count_params, get_preset, preset_config
 from elas_compile.train.runtime import Runtime, make_runtime
@@ -68,28 +69,10 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
                         "on fp32 logits, as before the seventh session)")
 
 
-class NextTokenLoss(torch.nn.Module):
-    """A causal LM and its next-token cross-entropy as one module: compiled together, the logits'
-    fp32 upcast, log-softmax and loss (and their backward) fuse into a few kernels instead of
-    writing fp32 logits and their log-softmax to memory (16k tokens x 32k vocabulary: 2 GB each)."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, batch: torch.Tensor) -> torch.Tensor:
-        import torch.nn.functional as F
-
-        logits = self.model(input_ids=batch[:, :-1]).logits
-        return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
-
-
 def make_step(preset: str, variant: Variant, rt: Runtime, batch: int, seq: int, vocab: int, seed: int,
               batches: int = 4, loss_in_graph: bool = True):
     """One variant's model, optimizer and training step on random tokens: ``(step(i), model)``.
     ``loss_in_graph``: compile the loss with the model (:class:`NextTokenLoss`), else eager."""
-    import torch.nn.functional as F
-
     torch.manual_seed(seed)
     model = build_model(preset_config(preset, vocab, seq))
     model, schedule, _ = rewrite(model, variant)  # dense_warmup_steps=0: sparse from step 1
@@ -103,8 +86,7 @@ def make_step(preset: str, variant: Variant, rt: Runtime, batch: int, seq: int, 
         fwd = rt.compile_model(model)
 
         def loss_fn(b):
-            logits = fwd(input_ids=b[:, :-1]).logits
-            return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), b[:, 1:].reshape(-1))
+            return next_token_loss(fwd(input_ids=b[:, :-1]).logits, b)
 
     def step(i: int) -> None:
         rt.step_begin()

@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import torch
-import torch.nn.functional as F
 
 from elas_compile.data import DataError, atomic_write_text
 from elas_compile.train import distributed as D
 from elas_compile.train.checkpoint import find_checkpoint
 from elas_compile.train.dcp import load_checkpoint, save_checkpoint
 from elas_compile.train.errors import TrainError
+from elas_compile.train.lm_loss import next_token_loss
 from elas_compile.train.metrics import MetricsLog
 from elas_compile.train.optim import build_optimizer, lr_at, set_lr
 from elas_compile.train.options import run_files
@@ -42,8 +42,7 @@ def lm_loss(model, batch: torch.Tensor, runtime: Runtime, reduction: str = "mean
     """Next-token cross-entropy of a ``[B, T+1]`` batch (mean, or sum with ``reduction="sum"``)."""
     with runtime.autocast():
         logits = model(input_ids=batch[:, :-1], use_cache=False).logits
-    return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1),
-                           reduction=reduction)
+    return next_token_loss(logits, batch, reduction)
 
 
 @torch.no_grad()
