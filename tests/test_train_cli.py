@@ -91,6 +91,7 @@ def _one_line_error(capsys, rc, match):
     ("option", "unrecognized arguments: --nope"),
     ("resume", "nothing to resume"),
     ("rank", "--rank must be an int"),
+    ("full-cola", "drop --attention/--rank/--lowrank-form"),
 ])
 def test_bad_input(tmp_path, text_file, capsys, case, match):
     f = tmp_path / "f.txt"
@@ -106,6 +107,7 @@ def test_bad_input(tmp_path, text_file, capsys, case, match):
         "option": ["--nope"],
         "resume": ["--resume"],
         "rank": ["--rank", "big"],
+        "full-cola": ["--baseline", "full", "--lowrank-form", "cola"],
     }[case]
     f.write_text("" if case == "empty" else "a few words only")
     cfg.write_text("{not json" if case == "bad-json" else json.dumps(dict(

@@ -115,8 +115,8 @@ def resolve(opts: Dict[str, Any]) -> Dict[str, Any]:
         o["save_every"] = o["eval_every"]
     if o["data"] and o["hf_dataset"]:
         raise TrainError("use either --data or --hf-dataset, not both")
-    if o["baseline"] == "full" and (o["attention"] or o["rank"] is not None):
-        raise TrainError("--baseline full trains the unmodified model: drop --attention/--rank")
+    if o["baseline"] == "full" and (o["attention"] or o["rank"] is not None or o.get("lowrank_form") == "cola"):
+        raise TrainError("--baseline full trains the unmodified model: drop --attention/--rank/--lowrank-form")
     if not o.get("name"):
         arch = Path(o["model_config"]).stem if o.get("model_config") else o["preset"]
         from elas_compile.train.variant import Variant
