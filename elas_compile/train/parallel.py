@@ -47,9 +47,9 @@ def checkpoint_blocks(blocks: List[Tuple[nn.Module, str]]) -> None:
                                                         checkpoint_impl=CheckpointImpl.NO_REENTRANT))
 
 
-def compile_blocks(blocks: List[Tuple[nn.Module, str]], backend: str = "inductor") -> None:
+def compile_blocks(blocks: List[Tuple[nn.Module, str]], rt: Runtime, backend: str = "inductor") -> None:
     for parent, name in blocks:
-        parent.register_module(name, torch.compile(getattr(parent, name), backend=backend))
+        parent.register_module(name, rt.compile_model(getattr(parent, name), backend))
 
 
 def shard(model: nn.Module, blocks: List[Tuple[nn.Module, str]], mesh=None) -> None:
@@ -68,10 +68,6 @@ def wrap_model(model: nn.Module, rt: Runtime, *, activation_checkpointing: bool 
     ``model`` itself stays the module whose parameters the optimizer, the sparsity schedule and the
     checkpoints use (under FSDP2 it is also the one to call)."""
     blocks = transformer_blocks(model)
-    if rt.compile:
-        from elas_compile.passes import inductor
-
-        inductor.install_trig_tables()  # every variant, baselines included
     if (activation_checkpointing or rt.parallel == "fsdp") and not blocks:
         raise TrainError(f"no transformer blocks (an nn.ModuleList of layers) found in {type(model).__name__}: "
                          f"--parallel fsdp and --activation-checkpointing wrap each block")
@@ -79,7 +75,7 @@ def wrap_model(model: nn.Module, rt: Runtime, *, activation_checkpointing: bool 
         checkpoint_blocks(blocks)
     if rt.parallel == "fsdp":
         if rt.compile:
-            compile_blocks(blocks, compile_backend)
+            compile_blocks(blocks, rt, compile_backend)
         if mesh is None:
             from torch.distributed.device_mesh import init_device_mesh
 
@@ -91,9 +87,7 @@ def wrap_model(model: nn.Module, rt: Runtime, *, activation_checkpointing: bool 
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         fwd = DDP(model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
-    if rt.compile:
-        fwd = torch.compile(fwd, backend=compile_backend)
-    return fwd
+    return rt.compile_model(fwd, compile_backend)
 
 
 def plain_parameters(module: nn.Module) -> bool:

@@ -31,7 +31,7 @@ class Runtime:
     def cudagraphs(self) -> bool:
         return self.compile and self.compile_mode in ("reduce-overhead", "max-autotune")
 
-    def compile_model(self, model):
+    def compile_model(self, model, backend: str = "inductor"):
         """``torch.compile(model)`` in ``compile_mode``, or ``model`` when not compiling. Every
         compiled variant, baselines included, gets the RoPE sin/cos table pass
         (``elas_compile.passes.trig_tables``)."""
@@ -40,7 +40,7 @@ class Runtime:
         from elas_compile.passes import inductor
 
         inductor.install_trig_tables()
-        return torch.compile(model, mode=self.compile_mode)
+        return torch.compile(model, mode=self.compile_mode, backend=backend)
 
     def step_begin(self) -> None:
         """Call before each training step: CUDA graphs may then reuse the last step's buffers."""
