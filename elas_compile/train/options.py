@@ -121,9 +121,7 @@ def resolve(opts: Dict[str, Any]) -> Dict[str, Any]:
         arch = Path(o["model_config"]).stem if o.get("model_config") else o["preset"]
         from elas_compile.train.variant import Variant
 
-        base = Variant(baseline=o["baseline"], backward=o["backward"], attention=o["attention"],
-                       lowrank_form=o.get("lowrank_form") or "plain").name
-        o["name"] = f"{arch}-{base}"
+        o["name"] = f"{arch}-{Variant.from_options(o).name}"
     if not o.get("out"):
         o["out"] = str(Path("runs") / o["name"])
     return o

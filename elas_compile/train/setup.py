@@ -13,7 +13,7 @@ from elas_compile.data.corpus import embedded_corpus, hf_dataset_texts, read_tex
 from elas_compile.data.loader import BatchSampler, TokenSplit, eval_batches, split_tokens
 from elas_compile.data.tokenizer import Tokenizer, bpe_tokenizer, load_run_tokenizer, load_tokenizer
 from elas_compile.train.presets import build_model, count_params, load_model_config, preset_config
-from elas_compile.train.variant import Variant, parse_rank, rewrite
+from elas_compile.train.variant import Variant, rewrite
 
 
 @dataclass
@@ -62,14 +62,6 @@ def prepare_data(o: Dict[str, Any], run_dir: Path, resume: bool, rank: int = 0, 
     return Data(tokenizer=tok, split=split, sampler=sampler, eval=ev, source=source)
 
 
-def variant_of(o: Dict[str, Any]) -> Variant:
-    return Variant(
-        baseline=o.get("baseline"), backward=o.get("backward", "masked"), rank=parse_rank(o.get("rank")),
-        attention=bool(o.get("attention")), dense_warmup_steps=int(o.get("dense_warmup_steps", 0)),
-        lowrank_form=o.get("lowrank_form") or "plain",
-    )
-
-
 @dataclass
 class ModelBundle:
     model: nn.Module  # the rewritten, uncompiled model (checkpoints are taken from it)
@@ -89,7 +81,7 @@ def prepare_model(o: Dict[str, Any], vocab_size: int, device: torch.device) -> M
     torch.manual_seed(o["seed"])
     model = build_model(config)
     before = count_params(model)
-    model, schedule, report = rewrite(model, variant_of(o))
+    model, schedule, report = rewrite(model, Variant.from_options(o))
     model.to(device)
     return ModelBundle(model=model, schedule=schedule, report=report, params_before=before,
                        params=count_params(model), config=config)

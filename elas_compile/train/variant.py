@@ -37,6 +37,14 @@ class Variant:
         base = "lowrank" if self.baseline == "lowrank" else f"elas-{self.backward}"
         return base + ("-cola" if self.lowrank_form == "cola" else "") + ("-attn" if self.attention else "")
 
+    @classmethod
+    def from_options(cls, o) -> "Variant":
+        """The variant of resolved ``elas-compile train`` options (a run.json from before an
+        option existed gets its default)."""
+        return cls(baseline=o.get("baseline"), backward=o.get("backward", "masked"), rank=parse_rank(o.get("rank")),
+                   attention=bool(o.get("attention")), dense_warmup_steps=int(o.get("dense_warmup_steps", 0)),
+                   lowrank_form=o.get("lowrank_form") or "plain")
+
     @property
     def sparse(self) -> bool:
         return self.baseline is None
