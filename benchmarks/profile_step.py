@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -54,21 +53,14 @@ def kernel_times(prof, steps: int) -> dict[str, float]:
 
 
 def profile_variant(preset, name, loss, rt, args, top):
-    from elas_compile.train.bench import bench_variant, make_step
-    from elas_compile.train.presets import get_preset
+    from elas_compile.train.bench import bench_variant, make_step, time_steps
+    from elas_compile.train.presets import count_params, get_preset
 
     p = get_preset(preset)
     b, s, v = args.batch_size or p.batch_size, p.seq_len, p.vocab_size
     step, model = make_step(preset, bench_variant(name), rt, b, s, v, 0, loss_in_graph=loss == "graph")
-    params = sum(p.numel() for p in model.parameters())
-    for i in range(args.warmup):
-        step(i)
-    torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for i in range(args.steps):
-        step(i)
-    torch.cuda.synchronize()
-    step_ms = 1e3 * (time.perf_counter() - t0) / args.steps
+    params = count_params(model)
+    step_ms = 1e3 * time_steps(step, rt, args.steps, args.warmup) / args.steps
     acts = [torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
     with torch.profiler.profile(activities=acts) as prof:
         for i in range(args.profile_steps):

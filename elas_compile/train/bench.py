@@ -103,11 +103,9 @@ def make_step(preset: str, variant: Variant, rt: Runtime, batch: int, seq: int, 
     return step, model
 
 
-def bench_one(preset: str, variant: Variant, rt: Runtime, batch: int, seq: int, vocab: int,
-              steps: int, warmup: int, seed: int, loss_in_graph: bool = True) -> Dict:
-    """Time ``steps`` training steps of one variant; raises on failure."""
-    step, model = make_step(preset, variant, rt, batch, seq, vocab, seed, min(steps + warmup, 4), loss_in_graph)
-    params = count_params(model)
+def time_steps(step, rt: Runtime, steps: int, warmup: int) -> float:
+    """Seconds for ``steps`` calls of ``step(i)`` after ``warmup`` untimed ones (compilation);
+    the CUDA peak-memory counter restarts at the first timed step."""
     for i in range(warmup):
         step(i)
     rt.synchronize()
@@ -117,7 +115,15 @@ def bench_one(preset: str, variant: Variant, rt: Runtime, batch: int, seq: int, 
     for i in range(steps):
         step(warmup + i)
     rt.synchronize()
-    dt = time.perf_counter() - t0
+    return time.perf_counter() - t0
+
+
+def bench_one(preset: str, variant: Variant, rt: Runtime, batch: int, seq: int, vocab: int,
+              steps: int, warmup: int, seed: int, loss_in_graph: bool = True) -> Dict:
+    """Time ``steps`` training steps of one variant; raises on failure."""
+    step, model = make_step(preset, variant, rt, batch, seq, vocab, seed, min(steps + warmup, 4), loss_in_graph)
+    params = count_params(model)
+    dt = time_steps(step, rt, steps, warmup)
     # CUDA graphs keep activations in pools allocated at capture, before the reset: the peak read
     # after it misses them, so it is reported only without graphs (--compile-mode default)
     peak = (torch.cuda.max_memory_allocated(rt.device) / 2**30
