@@ -1,4 +1,6 @@
 """The RoPE sin/cos table pass: tables read by several consumers are computed once."""
+import contextlib
+
 import pytest
 import torch
 from torch._dynamo.utils import counters
@@ -22,11 +24,27 @@ def rope_layers(pos, inv_freq, qs):
     return out
 
 
-def _inputs(layers=3):
+def _inputs(device, layers=3):
     torch.manual_seed(0)
     pos = torch.arange(32, dtype=torch.float32)
     inv_freq = 1.0 / (10000 ** (torch.arange(0, 16, 2, dtype=torch.float32) / 16))
-    return pos, inv_freq, [torch.randn(4, 32, 16) for _ in range(layers)]
+    return pos.to(device), inv_freq.to(device), [torch.randn(4, 32, 16).to(device) for _ in range(layers)]
+
+
+@contextlib.contextmanager
+def _fresh_compile(install):
+    """A clean Dynamo state, the pass installed or not, no FX graph cache (a cache hit skips the
+    passes and their counters); everything removed afterwards."""
+    torch._dynamo.reset()
+    counters.clear()
+    if install:
+        inductor.install_trig_tables()
+    try:
+        with torch._inductor.config.patch(fx_graph_cache=False):
+            yield
+    finally:
+        inductor.uninstall()
+        torch._dynamo.reset()
 
 
 def test_pass_counts_consumers_through_casts_and_views():
@@ -47,18 +65,9 @@ def test_pass_counts_consumers_through_casts_and_views():
 
 
 def _compiled_code(device, install, layers=3):
-    pos, inv_freq, qs = (t.to(device) if isinstance(t, torch.Tensor) else [q.to(device) for q in t]
-                         for t in _inputs(layers))
-    torch._dynamo.reset()
-    counters.clear()
-    if install:
-        inductor.install_trig_tables()
-    try:  # no FX graph cache: a cache hit skips the passes (and their counters)
-        with torch._inductor.config.patch(fx_graph_cache=False):
-            got, (code,) = run_and_get_code(torch.compile(rope_layers, fullgraph=True), pos, inv_freq, qs)
-    finally:
-        inductor.uninstall()
-        torch._dynamo.reset()
+    pos, inv_freq, qs = _inputs(device, layers)
+    with _fresh_compile(install):
+        got, (code,) = run_and_get_code(torch.compile(rope_layers, fullgraph=True), pos, inv_freq, qs)
     for g_, e in zip(got, rope_layers(pos, inv_freq, qs)):
         torch.testing.assert_close(g_, e)
     return code
@@ -79,18 +88,12 @@ def _llama_trig_calls(device, install, layers=4):
     cfg.num_hidden_layers = layers
     model = build_model(cfg).to(device)
     ids = torch.randint(0, 256, (2, 64), device=device)
-    torch._dynamo.reset()
-    if install:
-        inductor.install_trig_tables()
-    try:
-        def step():
-            model(input_ids=ids).logits.float().square().mean().backward()
 
-        with torch._inductor.config.patch(fx_graph_cache=False):
-            _, codes = run_and_get_code(torch.compile(step))
-    finally:
-        inductor.uninstall()
-        torch._dynamo.reset()
+    def step():
+        model(input_ids=ids).logits.float().square().mean().backward()
+
+    with _fresh_compile(install):
+        _, codes = run_and_get_code(torch.compile(step))
     text = "\n".join(codes)
     return text.count("sin("), text.count("cos(")
 
