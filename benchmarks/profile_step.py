@@ -47,7 +47,8 @@ def kernel_times(prof, steps: int) -> dict[str, float]:
     """ms per step of each CUDA kernel name in a finished profile."""
     out: dict[str, float] = defaultdict(float)
     for e in prof.events():
-        if e.device_type == torch.autograd.DeviceType.CUDA and e.device_time_total > 0:
+        # GPU user annotations (e.g. "Optimizer.step#AdamW.step") span kernels counted on their own
+        if e.device_type == torch.autograd.DeviceType.CUDA and e.device_time_total > 0 and not e.is_user_annotation:
             out[e.name] += e.device_time_total / 1e3 / steps
     return out
 
