@@ -15,11 +15,12 @@ def next_token_loss(logits: torch.Tensor, batch: torch.Tensor, reduction: str = 
 class NextTokenLoss(nn.Module):
     """A causal LM and its next-token cross-entropy as one module: compiled together, the logits'
     fp32 upcast, log-softmax and loss (and their backward) fuse into a few kernels instead of
-    writing fp32 logits and their log-softmax to memory (16k tokens x 32k vocabulary: 2 GB each)."""
+    writing fp32 logits and their log-softmax to memory (16k tokens x 32k vocabulary: 2 GB each).
+    Called with a ``[B, T+1]`` token batch; ``reduction`` as in :func:`next_token_loss`."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, batch: torch.Tensor) -> torch.Tensor:
-        return next_token_loss(self.model(input_ids=batch[:, :-1]).logits, batch)
+    def forward(self, batch: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        return next_token_loss(self.model(input_ids=batch[:, :-1], use_cache=False).logits, batch, reduction)

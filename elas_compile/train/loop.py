@@ -25,7 +25,6 @@ from elas_compile.train import distributed as D
 from elas_compile.train.checkpoint import find_checkpoint
 from elas_compile.train.dcp import load_checkpoint, save_checkpoint
 from elas_compile.train.errors import TrainError
-from elas_compile.train.lm_loss import next_token_loss
 from elas_compile.train.metrics import MetricsLog
 from elas_compile.train.optim import build_optimizer, lr_at, set_lr
 from elas_compile.train.options import run_files
@@ -38,28 +37,29 @@ class Diverged(TrainError):
     """The loss became NaN/inf (exit status 1, not a usage error)."""
 
 
-def lm_loss(model, batch: torch.Tensor, runtime: Runtime, reduction: str = "mean") -> torch.Tensor:
-    """Next-token cross-entropy of a ``[B, T+1]`` batch (mean, or sum with ``reduction="sum"``)."""
+def lm_loss(loss_fn, batch: torch.Tensor, runtime: Runtime, reduction: str = "mean") -> torch.Tensor:
+    """Next-token cross-entropy of a ``[B, T+1]`` batch (mean, or sum with ``reduction="sum"``);
+    ``loss_fn`` is :func:`wrap_model`'s module (the model and its loss, compiled together)."""
     with runtime.autocast():
-        logits = model(input_ids=batch[:, :-1], use_cache=False).logits
-    return next_token_loss(logits, batch, reduction)
+        return loss_fn(batch, reduction)
 
 
 @torch.no_grad()
-def evaluate(model, batches: List[torch.Tensor], runtime: Runtime) -> float:
-    """Token-weighted mean validation loss over the global validation batches; each rank takes
+def evaluate(loss_fn, batches: List[torch.Tensor], runtime: Runtime) -> float:
+    """Token-weighted mean validation loss (``loss_fn`` as in :func:`lm_loss`) over the global
+    validation batches; each rank takes
     its rows of every batch. A rank with no row of a (small, last) batch still runs it, weighted
     0, so that FSDP's collectives stay in step."""
-    was_training = model.training
-    model.eval()
+    was_training = loss_fn.training
+    loss_fn.eval()
     total, count = 0.0, 0
     for b in batches:
         rows = b.tensor_split(runtime.world_size)[runtime.rank]
         weight = 1.0 if rows.shape[0] else 0.0
         rows = (rows if rows.shape[0] else b[:1]).to(runtime.device, non_blocking=True)
-        total += lm_loss(model, rows, runtime, reduction="sum").item() * weight
+        total += lm_loss(loss_fn, rows, runtime, reduction="sum").item() * weight
         count += rows[:, 1:].numel() * int(weight)
-    model.train(was_training)
+    loss_fn.train(was_training)
     total, count = D.all_sum([total, float(count)], runtime)
     return total / max(count, 1)
 
@@ -124,7 +124,7 @@ def _train(o: Dict[str, Any], runtime: Runtime, log) -> Dict[str, Any]:
     where = torch.device("cpu") if runtime.parallel == "fsdp" else runtime.device
     bundle = prepare_model(o, data.tokenizer.vocab_size, where)
     model, schedule = bundle.model, bundle.schedule
-    fwd = wrap_model(model, runtime, activation_checkpointing=bool(o.get("activation_checkpointing")))
+    loss_fn = wrap_model(model, runtime, activation_checkpointing=bool(o.get("activation_checkpointing")))
     optimizer = build_optimizer(model, lr=o["lr"], weight_decay=o["weight_decay"], betas=(o["beta1"], o["beta2"]))
 
     step, tokens, elapsed = 0, 0, 0.0
@@ -173,7 +173,7 @@ def _train(o: Dict[str, Any], runtime: Runtime, log) -> Dict[str, Any]:
             batch = data.sampler.batch(data.split.train, step).to(runtime.device, non_blocking=True)
             sparse = bool(schedule is not None and schedule.sparse_active)  # this step's mode
             t0 = time.perf_counter()
-            loss = lm_loss(fwd, batch, runtime)
+            loss = lm_loss(loss_fn, batch, runtime)
             loss.backward()
             gnorm = grad_norm_(params, o["grad_clip"])
             optimizer.step()
@@ -195,7 +195,7 @@ def _train(o: Dict[str, Any], runtime: Runtime, log) -> Dict[str, Any]:
                    "tokens_per_s": inst, "sparse_active": sparse,
                    "elapsed_s": elapsed}
             if (o["eval_every"] and step % o["eval_every"] == 0) or step == total:
-                row["val_loss"] = evaluate(fwd, data.eval, runtime)
+                row["val_loss"] = evaluate(loss_fn, data.eval, runtime)
             if metrics is not None:
                 metrics.log(row)
             if bar is not None:

@@ -3,7 +3,8 @@
 Order, per transformer block: activation checkpointing (``checkpoint_wrapper``, non-reentrant),
 then ``torch.compile`` (FSDP: each block, never the whole model), then ``fully_shard``; the root
 is sharded last (embeddings, final norm, LM head). With ``ddp`` or one process, ``--compile``
-compiles the whole model as before.
+compiles the whole model together with its next-token loss (``NextTokenLoss``: the fp32 logits'
+log-softmax fuses into the loss instead of being written to memory).
 
 The ELAS modules need nothing special: FSDP2 all-gathers a block's parameters before its forward
 (and again before its backward, so checkpointed blocks recompute with full weights), so the
@@ -19,6 +20,7 @@ import torch
 import torch.nn as nn
 
 from elas_compile.train.errors import TrainError
+from elas_compile.train.lm_loss import NextTokenLoss
 from elas_compile.train.runtime import Runtime
 
 
@@ -63,7 +65,8 @@ def shard(model: nn.Module, blocks: List[Tuple[nn.Module, str]], mesh=None) -> N
 
 def wrap_model(model: nn.Module, rt: Runtime, *, activation_checkpointing: bool = False,
                compile_backend: str = "inductor", mesh=None) -> nn.Module:
-    """Prepare ``model`` (in place) for ``rt.parallel``; returns the module to call for forward.
+    """Prepare ``model`` (in place) for ``rt.parallel``; returns the module to call: a ``[B, T+1]``
+    token batch (and optionally ``reduction``) -> the next-token loss (:class:`NextTokenLoss`).
 
     ``model`` itself stays the module whose parameters the optimizer, the sparsity schedule and the
     checkpoints use (under FSDP2 it is also the one to call)."""
@@ -81,13 +84,13 @@ def wrap_model(model: nn.Module, rt: Runtime, *, activation_checkpointing: bool 
 
             mesh = init_device_mesh(rt.device.type, (rt.world_size,))
         shard(model, blocks, mesh)
-        return model
+        return NextTokenLoss(model)  # the blocks are compiled; the loss stays eager
     fwd: nn.Module = model
     if rt.parallel == "ddp":
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         fwd = DDP(model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
-    return rt.compile_model(fwd, compile_backend)
+    return rt.compile_model(NextTokenLoss(fwd), compile_backend)
 
 
 def plain_parameters(module: nn.Module) -> bool:
