@@ -19,14 +19,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+from elas_compile.kernels import cutlass_pingpong
+
 SOURCE_DIR = Path(__file__).resolve().parent / "cutlass"
 SOURCES = ("up_relu2_sparse24.cu", "grad_relu2_sparse24.cu")
 
 
 def source_hash() -> str:
+    """Hash of the kernel sources and of the edits that derive the up kernel's GEMM kernel."""
     h = hashlib.sha256()
-    for path in sorted(SOURCE_DIR.iterdir()):
-        if path.suffix in (".cu", ".cuh"):
+    for path in [*sorted(SOURCE_DIR.iterdir()), Path(cutlass_pingpong.__file__)]:
+        if path.suffix in (".cu", ".cuh", ".py"):
             h.update(path.name.encode() + b"\0" + path.read_bytes())
     return h.hexdigest()[:16]
 
@@ -40,16 +43,19 @@ def default_library_path() -> Path:
     return cache_dir() / f"libelas_cutlass-{source_hash()}.so"
 
 
-def nvcc_flags(cutlass: Path) -> list[str]:
+def nvcc_flags(cutlass: Path, generated: Path) -> list[str]:
     return ["-std=c++20", "-O3", "-DNDEBUG", "--expt-relaxed-constexpr", "-diag-suppress", "20012,2908",
             "-gencode=arch=compute_90a,code=sm_90a", "-Xptxas=-warn-spills", "-Xcompiler", "-fPIC",
-            f"-I{cutlass / 'include'}", f"-I{cutlass / 'tools' / 'util' / 'include'}", f"-I{SOURCE_DIR}"]
+            f"-I{cutlass / 'include'}", f"-I{cutlass / 'tools' / 'util' / 'include'}", f"-I{SOURCE_DIR}",
+            f"-I{generated}"]
 
 
 def _compile_all(nvcc: str, cutlass: Path, out: Path) -> None:
     """One object per source, compiled in parallel (each takes minutes), then linked."""
+    generated = out.parent / f"{out.stem}.gen"  # the derived ping-pong kernel (cutlass_pingpong)
+    cutlass_pingpong.write(cutlass, generated)
     objs = [out.parent / f"{out.stem}.{Path(src).stem}.o" for src in SOURCES]
-    procs = [subprocess.Popen([nvcc, *nvcc_flags(cutlass), "-c", str(SOURCE_DIR / src), "-o", str(obj)],
+    procs = [subprocess.Popen([nvcc, *nvcc_flags(cutlass, generated), "-c", str(SOURCE_DIR / src), "-o", str(obj)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for src, obj in zip(SOURCES, objs)]
     errors = [p.communicate()[1] for p in procs]
@@ -64,6 +70,7 @@ def _compile_all(nvcc: str, cutlass: Path, out: Path) -> None:
             failed.append("link:\n" + link.stderr[-3000:])
     for obj in objs:
         obj.unlink(missing_ok=True)
+    shutil.rmtree(generated, ignore_errors=True)
     if failed:
         raise RuntimeError("nvcc failed:\n" + "\n".join(failed))
 

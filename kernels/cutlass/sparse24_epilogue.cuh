@@ -1,7 +1,8 @@
 // What the CUTLASS 2:4 epilogues share: the ELAS 2:4 rule on one group, its inverse, and the
 // register layout they assume (checked at run time when asked).
 //
-// Layout assumed (wgmma accumulators, 64 x 32 epilogue subtile per 128-thread warpgroup): lane t of
+// Layout assumed (wgmma accumulators, each 64-row x 32-column block of a 128-thread warpgroup's tile
+// or epilogue subtile): lane t of
 // warp w holds, as 8 column pairs ("slots"), rows 16w + t/4 (slot 2j) and +8 (slot 2j+1), columns
 // 8j + 2(t%4) and +1, j = 0..3. Lanes t and t^1 hold the two column pairs of one group of 4; the
 // even lane owns row r, the odd lane row r+8 (it ranks / expands that row's groups). Lanes t and
@@ -59,7 +60,7 @@ __device__ __forceinline__ bool layout_ok(Crd const& crd) {
   return ok;
 }
 
-// What both 2:4 visitor nodes share: their arguments (the compressed buffer's two regions; `Word`
+// What a 2:4 visitor node (the grad kernel's) needs: its arguments (the compressed buffer's two regions; `Word`
 // is uint32_t, or const for the node that reads them), a visitor node's host-side plumbing, and the
 // per-thread subtile tensors their callbacks work on.
 template <class Word, class MetaWord>
