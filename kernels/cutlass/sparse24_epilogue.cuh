@@ -60,11 +60,12 @@ __device__ __forceinline__ bool layout_ok(Crd const& crd) {
   return ok;
 }
 
-// What a 2:4 visitor node (the grad kernel's) needs: its arguments (the compressed buffer's two regions; `Word`
-// is uint32_t, or const for the node that reads them), a visitor node's host-side plumbing, and the
-// per-thread subtile tensors their callbacks work on.
+// The host-side plumbing of both 2:4 epilogues (the up kernel's Relu2Sparse24Direct and the grad
+// kernel's visitor node): their arguments (the compressed buffer's two regions; `Word` is uint32_t,
+// or const for the node that reads them) and CUTLASS's static hooks (no workspace; M and N
+// multiples of 64).
 template <class Word, class MetaWord>
-struct Sparse24Node {
+struct Sparse24Plumbing {
   struct SharedStorage {};
   struct Arguments {
     Word* values = nullptr;  // M x N/4 words: the kept pair of each group of 4
@@ -88,6 +89,14 @@ struct Sparse24Node {
                                               cutlass::CudaHostAdapter* = nullptr) {
     return cutlass::Status::kSuccess;
   }
+};
+
+// A 2:4 visitor node (the grad kernel's): the plumbing above, a visitor node's hooks, and the
+// per-thread subtile tensors its callbacks work on.
+template <class Word, class MetaWord>
+struct Sparse24Node : Sparse24Plumbing<Word, MetaWord> {
+  using typename Sparse24Plumbing<Word, MetaWord>::SharedStorage;
+  using typename Sparse24Plumbing<Word, MetaWord>::Params;
 
   CUTLASS_HOST_DEVICE Sparse24Node() {}
   CUTLASS_HOST_DEVICE Sparse24Node(Params const& params, SharedStorage const&) : params_ptr(&params) {}

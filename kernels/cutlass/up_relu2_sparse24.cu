@@ -80,36 +80,13 @@ __device__ __forceinline__ void rank_store_block(uint32_t const (&words)[8], int
   }
 }
 
-struct Relu2Sparse24Direct {
+struct Relu2Sparse24Direct : Sparse24Plumbing<uint32_t, uint16_t> {
   using ElementC = void;
   using StrideC = cute::Stride<int64_t, cute::Int<1>, int64_t>;
   using ElementD = void;
   using StrideD = StrideC;
   using ThreadEpilogueOp = void;  // (GemmUniversalAdapter names it)
-  struct SharedStorage {};
   using TensorStorage = SharedStorage;
-  struct Arguments {
-    uint32_t* values = nullptr;
-    uint16_t* meta = nullptr;
-    int* err = nullptr;
-    int check = 0;
-  };
-  using Params = Arguments;
-
-  template <class ProblemShape>
-  static constexpr Params to_underlying_arguments(ProblemShape const&, Arguments const& args, void*) { return args; }
-  template <class ProblemShape>
-  static size_t get_workspace_size(ProblemShape const&, Arguments const&) { return 0; }
-  template <class ProblemShape>
-  static cutlass::Status initialize_workspace(ProblemShape const&, Arguments const&, void*, cudaStream_t,
-                                              cutlass::CudaHostAdapter* = nullptr) {
-    return cutlass::Status::kSuccess;
-  }
-  template <class ProblemShape>
-  static bool can_implement(ProblemShape const& shape, Arguments const&) {
-    auto [M, N, K, L] = cute::append<4>(shape, 1);
-    return M % 64 == 0 && N % 64 == 0 && L == 1;
-  }
 
   CUTLASS_HOST_DEVICE Relu2Sparse24Direct(Params const& p, SharedStorage const& = SharedStorage()) : params(p) {}
   Params params;
