@@ -47,9 +47,8 @@ def lm_loss(loss_fn, batch: torch.Tensor, runtime: Runtime, reduction: str = "me
 @torch.no_grad()
 def evaluate(loss_fn, batches: List[torch.Tensor], runtime: Runtime) -> float:
     """Token-weighted mean validation loss (``loss_fn`` as in :func:`lm_loss`) over the global
-    validation batches; each rank takes
-    its rows of every batch. A rank with no row of a (small, last) batch still runs it, weighted
-    0, so that FSDP's collectives stay in step."""
+    validation batches; each rank takes its rows of every batch. A rank with no row of a (small,
+    last) batch still runs it, weighted 0, so that FSDP's collectives stay in step."""
     was_training = loss_fn.training
     loss_fn.eval()
     total, count = 0.0, 0

@@ -69,7 +69,7 @@ def wrap_model(model: nn.Module, rt: Runtime, *, activation_checkpointing: bool 
     token batch (and optionally ``reduction``) -> the next-token loss (:class:`NextTokenLoss`).
 
     ``model`` itself stays the module whose parameters the optimizer, the sparsity schedule and the
-    checkpoints use (under FSDP2 it is also the one to call)."""
+    checkpoints use (under FSDP2 the returned module wraps it as it is: blocks compiled, loss eager)."""
     blocks = transformer_blocks(model)
     if (activation_checkpointing or rt.parallel == "fsdp") and not blocks:
         raise TrainError(f"no transformer blocks (an nn.ModuleList of layers) found in {type(model).__name__}: "
@@ -85,12 +85,12 @@ def wrap_model(model: nn.Module, rt: Runtime, *, activation_checkpointing: bool 
             mesh = init_device_mesh(rt.device.type, (rt.world_size,))
         shard(model, blocks, mesh)
         return NextTokenLoss(model)  # the blocks are compiled; the loss stays eager
-    fwd: nn.Module = model
-    if rt.parallel == "ddp":
+    fwd: nn.Module = NextTokenLoss(model)
+    if rt.parallel == "ddp":  # DDP outermost, as torch.compile expects it
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        fwd = DDP(model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
-    return rt.compile_model(NextTokenLoss(fwd), compile_backend)
+        fwd = DDP(fwd, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
+    return rt.compile_model(fwd, compile_backend)
 
 
 def plain_parameters(module: nn.Module) -> bool:
