@@ -98,15 +98,15 @@ def install_trig_tables() -> None:
     _chain("post_grad_custom_post_pass", TrigTablePass())
 
 
-def install() -> None:
-    """Add the elas_compile passes to Inductor's config (idempotent; existing passes kept)."""
-    _chain("pre_grad_custom_pass", ELASPreGradPass())
-    _chain("post_grad_custom_post_pass", ELASPostGradPass())
-    install_trig_tables()
-
-
+# every pass this module installs, by Inductor option, in the order they run
 _INSTALLED = (("pre_grad_custom_pass", ELASPreGradPass), ("post_grad_custom_post_pass", ELASPostGradPass),
               ("post_grad_custom_post_pass", TrigTablePass))
+
+
+def install() -> None:
+    """Add the elas_compile passes to Inductor's config (idempotent; existing passes kept)."""
+    for option, cls in _INSTALLED:
+        _chain(option, cls())
 
 
 def uninstall() -> None:
