@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import gc
 import json
 import time
@@ -22,8 +23,9 @@ from typing import Dict, List, Optional
 import torch
 
 from elas_compile.train.errors import TrainError, first_line
-from elas_compile.train.lm_loss import NextTokenLoss, next_token_loss
+from elas_compile.train.lm_loss import next_token_loss
 from elas_compile.train.optim import build_optimizer
+from elas_compile.train.parallel import wrap_model
 from elas_compile.train.presets import build_model, count_params, get_preset, preset_config
 from elas_compile.train.runtime import Runtime, make_runtime
 from elas_compile.train.variant import Variant, rewrite
@@ -72,7 +74,7 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
 def make_step(preset: str, variant: Variant, rt: Runtime, batch: int, seq: int, vocab: int, seed: int,
               batches: int = 4, loss_in_graph: bool = True):
     """One variant's model, optimizer and training step on random tokens: ``(step(i), model)``.
-    ``loss_in_graph``: compile the loss with the model (:class:`NextTokenLoss`), else eager."""
+    ``loss_in_graph``: compile the loss with the model (:func:`wrap_model`, as training does), else eager."""
     torch.manual_seed(seed)
     model = build_model(preset_config(preset, vocab, seq))
     model, schedule, _ = rewrite(model, variant)  # dense_warmup_steps=0: sparse from step 1
@@ -80,8 +82,8 @@ def make_step(preset: str, variant: Variant, rt: Runtime, batch: int, seq: int, 
     opt = build_optimizer(model, lr=1e-4, weight_decay=0.0)
     g = torch.Generator().manual_seed(seed)
     data = torch.randint(0, vocab, (max(1, batches), batch, seq + 1), generator=g).to(rt.device)
-    if loss_in_graph:
-        loss_fn = rt.compile_model(NextTokenLoss(model))
+    if loss_in_graph:  # what `elas-compile train` runs: the model and its loss compiled as one
+        loss_fn = wrap_model(model, rt)
     else:
         fwd = rt.compile_model(model)
 
@@ -145,9 +147,7 @@ def _cleanup(rt: Runtime) -> None:
 def bench_variant(name: str, rank=None) -> Variant:
     """The named variant of :data:`VARIANTS` with ``rank`` (not for full rank), sparse from step 1."""
     base = VARIANTS[name]
-    return Variant(baseline=base.baseline, backward=base.backward, attention=base.attention,
-                   rank=rank if base.baseline != "full" else None, dense_warmup_steps=0,
-                   lowrank_form=base.lowrank_form)
+    return dataclasses.replace(base, rank=rank if base.baseline != "full" else None, dense_warmup_steps=0)
 
 
 def run_bench(presets: List[str], variants: List[str], rt: Runtime, *, batch: Optional[int], seq: Optional[int],
