@@ -8,8 +8,11 @@ them. The up kernel's epilogue (``kernels/cutlass/up_relu2_sparse24.cu``) keeps 
 registers and stores straight to global memory, so here the epilogue's turn is passed on as soon as
 it is taken and two epilogues may run at once (at 16384 x 4096 x 256, K = 256, where the epilogue is
 longer than the main loop: 0.092 ms against 0.115 with the turns). The MMAs still alternate.
+Before a tile's MMA each consumer warpgroup calls ``collective_epilogue.prefetch(problem shape, tile
+shape, tile coordinate, thread index)``, so an epilogue that reads global memory (the grad kernel's
+compressed S) has its loads in flight during the MMAs; the epilogue keeps what they return.
 
-:func:`derive` makes three edits to the header's text and raises ``RuntimeError`` naming the text it
+:func:`derive` makes four edits to the header's text and raises ``RuntimeError`` naming the text it
 did not find (checked with CUTLASS 4.7.0). The result defines
 ``cutlass::gemm::kernel::PingpongConcurrentEpilogue<ProblemShape, CollectiveMainloop,
 CollectiveEpilogue, TileScheduler>`` beside the stock kernel; use it only with an epilogue that
@@ -29,6 +32,9 @@ _SPECIALIZATION = """class GemmUniversal<
   TileScheduler_,
   cute::enable_if_t<cute::is_base_of_v<KernelTmaWarpSpecializedPingpong, typename CollectiveMainloop_::DispatchPolicy::Schedule>>>
 {"""
+_MMA_WAIT = """        // Order two Math WG's MMA one after the other, helps hide Epilogue
+        math_wg_order_barrier.wait();
+"""
 _EPILOGUE_WAIT = """        // Order two Math WG's Epilogue one after the other
         math_wg_order_barrier.wait();
 """
@@ -41,6 +47,10 @@ _EDITS = (
      "        // ELAS: take the epilogue's turn and pass it on at once (epilogues may overlap)\n"
      "        math_wg_order_barrier.wait();\n        math_wg_order_barrier.arrive();\n"),
     ("the epilogue's turn (arrive)", _EPILOGUE_ARRIVE, ""),
+    ("the MMA's turn", _MMA_WAIT,
+     "        // ELAS: the epilogue's loads for this tile start before the MMA's turn is awaited\n"
+     "        collective_epilogue.prefetch(problem_shape_MNKL, blk_shape, blk_coord, warp_group_thread_idx);\n"
+     + _MMA_WAIT),
 )
 
 

@@ -1,5 +1,5 @@
 """kernels/cutlass_pingpong.py: the ping-pong kernel with overlapping epilogues is derived from the
-CUTLASS checkout's header by three exact edits, or the build stops naming what it did not find.
+CUTLASS checkout's header by four exact edits, or the build stops naming what it did not find.
 (The derived kernel itself runs in tests/kernels/test_cutlass_gpu.py.)"""
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def _checkout(tmp_path, text):
 def _stock_text() -> str:
     """The parts of CUTLASS 4.7.0's header that the derivation edits, around filler."""
     return ("namespace cutlass::gemm::kernel {\ntemplate <class A>\n" + P._SPECIALIZATION + "\n  mma();\n"
-            "        math_wg_order_barrier.wait();\n        mma();\n        math_wg_order_barrier.arrive();\n"
+            + P._MMA_WAIT + "        mma();\n        math_wg_order_barrier.arrive();\n"
             + P._EPILOGUE_WAIT + "        store();\n" + P._EPILOGUE_ARRIVE + "};\n}\n")
 
 
@@ -30,9 +30,11 @@ def test_derive_passes_the_epilogue_turn_on_at_once(tmp_path):
     turn = "math_wg_order_barrier.wait();\n        math_wg_order_barrier.arrive();\n        store();"
     assert turn in text  # the epilogue runs after its turn has been passed on
     assert text.count("math_wg_order_barrier.wait();") == 2 == text.count("math_wg_order_barrier.arrive();")
+    prefetch = "collective_epilogue.prefetch(problem_shape_MNKL, blk_shape, blk_coord, warp_group_thread_idx);\n"
+    assert prefetch + P._MMA_WAIT in text  # the epilogue's loads start before the MMA's turn
 
 
-@pytest.mark.parametrize("missing", ["_SPECIALIZATION", "_EPILOGUE_WAIT", "_EPILOGUE_ARRIVE"])
+@pytest.mark.parametrize("missing", ["_SPECIALIZATION", "_MMA_WAIT", "_EPILOGUE_WAIT", "_EPILOGUE_ARRIVE"])
 def test_derive_names_the_text_it_did_not_find(tmp_path, missing):
     text = _stock_text().replace(getattr(P, missing), "")
     with pytest.raises(RuntimeError, match="not found as expected .*CUTLASS 4.7.0"):

@@ -1,19 +1,19 @@
-// What the CUTLASS 2:4 epilogues share: the ELAS 2:4 rule on one group, its inverse, and the
-// register layout they assume (checked at run time when asked).
+// What the CUTLASS 2:4 epilogues (register-only, on the wgmma accumulators) share: the ELAS 2:4
+// rule on one group, its inverse, the register layout they assume (checked at run time when asked)
+// and CUTLASS's hooks around them.
 //
-// Layout assumed (wgmma accumulators, each 64-row x 32-column block of a 128-thread warpgroup's tile
-// or epilogue subtile): lane t of
-// warp w holds, as 8 column pairs ("slots"), rows 16w + t/4 (slot 2j) and +8 (slot 2j+1), columns
-// 8j + 2(t%4) and +1, j = 0..3. Lanes t and t^1 hold the two column pairs of one group of 4; the
+// Layout assumed (wgmma accumulators, each 64-row x 32-column block of a 128-thread warpgroup's
+// tile): lane t of warp w holds, as 8 column pairs ("slots"), rows 16w + t/4 (slot 2j) and +8
+// (slot 2j+1), columns 8j + 2(t%4) and +1, j = 0..3. Lanes t and t^1 hold the two column pairs of one group of 4; the
 // even lane owns row r, the odd lane row r+8 (it ranks / expands that row's groups). Lanes t and
 // t^2 of one owned row hold the groups 2j and 2j+1: after one exchange each has 16 contiguous bytes
-// of compressed values (lane with t&2 == 0: groups 0..3 of the subtile, else 4..7). Even lanes hold
+// of compressed values (lane with t&2 == 0: groups 0..3 of the block, else 4..7). Even lanes hold
 // the metadata word (g & 3) = h (h = (t >> 1) & 1), odd lanes h + 2 (cslt_layout.py's sm90 layout).
 #pragma once
 #include <cstdint>
 
 #include "cute/tensor.hpp"
-#include "cutlass/epilogue/fusion/sm90_visitor_tma_warpspecialized.hpp"
+#include "cutlass/cutlass.h"
 
 namespace elas {
 
@@ -44,36 +44,54 @@ __host__ __device__ __forceinline__ size_t meta_word(int r, int n_tile, int g, i
   return tile * 128 + g + 4 * (r & 7) + 32 * ((r >> 4) & 3);
 }
 
-// Whether this thread's subtile coordinates (crd: coalesced (m, n[, l]) per element, 16 elements
-// per 32 columns) are the layout above; a subtile of Blocks x 32 columns continues the slots
-// (slot s: columns n0 + 8 (s >> 1)).
-template <int Blocks = 1, class Crd>
-__device__ __forceinline__ bool layout_ok(Crd const& crd) {
-  int const lane = threadIdx.x & 31;
-  int const m0 = cute::get<0>(crd(0)), n0 = cute::get<1>(crd(0));
-  bool ok = (m0 % 64) == 16 * ((threadIdx.x >> 5) & 3) + (lane >> 2) && (n0 % 32) == 2 * (lane & 3);
+// The dense S of one 32-column block from its compressed form, the inverse of the up kernel's
+// store: `in` is this lane's 16 bytes of kept values of its owned row (lanes with t & 2 == 0:
+// groups 0..3, else 4..7), `word` its metadata word (slot (g & 3) = h + (odd ? 2 : 0)). Returns in
+// out[2j] (row r) and out[2j + 1] (row r + 8) this lane's bf16 column pair of column block j.
+__device__ __forceinline__ void expand_block(uint4 in, uint32_t word, int lane, uint32_t (&out)[8]) {
+  bool const odd = lane & 1, high = lane & 2;
+  // kept pairs of the owned row's groups 2j + h (undo the store's exchange between t and t^2)
+  uint32_t const s0 = __shfl_xor_sync(0xffffffffu, high ? in.x : in.y, 2);
+  uint32_t const s1 = __shfl_xor_sync(0xffffffffu, high ? in.z : in.w, 2);
+  uint32_t const kept[4] = {high ? s0 : in.x, high ? s1 : in.z, high ? in.y : s0, high ? in.w : s1};
+  uint32_t const other = __shfl_xor_sync(0xffffffffu, word, 1);
+  uint32_t const word_a = odd ? other : word, word_b = odd ? word : other;
 #pragma unroll
-  for (int s = 0; s < 8 * Blocks; ++s) {
-    ok = ok && cute::get<0>(crd(2 * s)) == m0 + 8 * (s & 1) && cute::get<1>(crd(2 * s)) == n0 + 8 * (s >> 1) &&
-         cute::get<0>(crd(2 * s + 1)) == m0 + 8 * (s & 1) && cute::get<1>(crd(2 * s + 1)) == n0 + 8 * (s >> 1) + 1;
+  for (int j = 0; j < 4; ++j) {
+    uint32_t const nib = ((j & 1) ? word_b : word_a) >> ((odd ? 4 : 0) + (j >= 2 ? 8 : 0)) & 0xfu;
+    uint64_t const group = expand24(kept[j], nib);
+    uint32_t const lo = uint32_t(group), hi = uint32_t(group >> 32);
+    uint32_t const got = __shfl_xor_sync(0xffffffffu, odd ? lo : hi, 1);
+    out[2 * j] = odd ? got : lo;      // row r: the even lane's pair is the group's first
+    out[2 * j + 1] = odd ? hi : got;  // row r + 8
   }
-  return ok;
 }
 
-// The host-side plumbing of both 2:4 epilogues (the up kernel's Relu2Sparse24Direct and the grad
-// kernel's visitor node): their arguments (the compressed buffer's two regions; `Word` is uint32_t,
-// or const for the node that reads them) and CUTLASS's static hooks (no workspace; M and N
-// multiples of 64).
-template <class Word, class MetaWord>
-struct Sparse24Plumbing {
+// What both 2:4 epilogues share: their arguments (the compressed buffer's two regions, `Word`
+// uint32_t or const for the kernel that reads them, plus the kernel's own `Outputs`), CUTLASS's
+// static hooks for a register-only epilogue (Sm90TmaWarpSpecializedAdapter; no workspace; M and N
+// multiples of 64), and where this thread's accumulators sit.
+struct NoOutputs {};
+
+template <class Word, class MetaWord, class Outputs = NoOutputs>
+struct Sparse24Direct {
   struct SharedStorage {};
-  struct Arguments {
+  struct Arguments : Outputs {
     Word* values = nullptr;  // M x N/4 words: the kept pair of each group of 4
     MetaWord* meta = nullptr;
     int* err = nullptr;      // set when `check` finds another register layout
     int check = 0;
   };
   using Params = Arguments;
+  using ElementC = void;
+  using StrideC = cute::Stride<int64_t, cute::Int<1>, int64_t>;
+  using ElementD = void;
+  using StrideD = StrideC;
+  using ThreadEpilogueOp = void;  // (GemmUniversalAdapter names it)
+  using TensorStorage = SharedStorage;
+
+  CUTLASS_HOST_DEVICE Sparse24Direct(Params const& p, SharedStorage const& = SharedStorage()) : params(p) {}
+  Params params;
 
   template <class ProblemShape>
   static constexpr Params to_underlying_arguments(ProblemShape const&, Arguments const& args, void*) { return args; }
@@ -89,46 +107,45 @@ struct Sparse24Plumbing {
                                               cutlass::CudaHostAdapter* = nullptr) {
     return cutlass::Status::kSuccess;
   }
-};
 
-// A 2:4 visitor node (the grad kernel's): the plumbing above, a visitor node's hooks, and the
-// per-thread subtile tensors its callbacks work on.
-template <class Word, class MetaWord>
-struct Sparse24Node : Sparse24Plumbing<Word, MetaWord> {
-  using typename Sparse24Plumbing<Word, MetaWord>::SharedStorage;
-  using typename Sparse24Plumbing<Word, MetaWord>::Params;
+  // Loads an epilogue wants in flight before its tile's MMA (the kernel calls this first for every
+  // tile, gemm_sm90.cuh); none by default.
+  template <class ProblemShapeMNKL, class BlockShapeMNK, class BlockCoordMNKL>
+  CUTLASS_DEVICE void prefetch(ProblemShapeMNKL const&, BlockShapeMNK const&, BlockCoordMNKL const&, int) {}
 
-  CUTLASS_HOST_DEVICE Sparse24Node() {}
-  CUTLASS_HOST_DEVICE Sparse24Node(Params const& params, SharedStorage const&) : params_ptr(&params) {}
-  Params const* params_ptr = nullptr;
-
-  CUTLASS_DEVICE bool is_producer_load_needed() const { return false; }
-  CUTLASS_DEVICE bool is_C_load_needed() const { return false; }
-  template <class... Args>
-  CUTLASS_DEVICE auto get_producer_load_callbacks(cutlass::epilogue::fusion::ProducerLoadArgs<Args...> const&) {
-    return cutlass::epilogue::fusion::EmptyProducerLoadCallbacks{};
+  // This thread's first accumulator's (row, column) of the TM x TN tile at blk_coord: accumulator
+  // i = e0 + 2 rr + 4 jj + (TN / 2) hm sits at row r0 + 64 hm + 8 rr, column c0 + 8 jj + e0.
+  template <int TM, int TN, class BlockCoordMNKL>
+  CUTLASS_DEVICE static cute::tuple<int, int> origin(BlockCoordMNKL const& blk_coord, int thread_idx) {
+    int const lane = thread_idx & 31, warp = (thread_idx >> 5) & 3;
+    return {int(cute::get<0>(blk_coord)) * TM + 16 * warp + (lane >> 2), int(cute::get<1>(blk_coord)) * TN + 2 * (lane & 3)};
   }
 
-  // the callbacks' state: this subtile's bf16 values (CPY, CPY_M, CPY_N) and every element's
-  // (m, n) coordinates (CPY, CPY_M, CPY_N, EPI_M, EPI_N)
-  template <class RTensor, class CTensor>
-  struct Callbacks : cutlass::epilogue::fusion::EmptyConsumerStoreCallbacks {
-    CUTLASS_DEVICE Callbacks(RTensor&& r, CTensor&& c, int m, int n, Params const* p)
-        : tC_rS(cute::forward<RTensor>(r)), tC_cS(cute::forward<CTensor>(c)), M(m), N(n), params(p) {}
-    RTensor tC_rS;
-    CTensor tC_cS;
-    int M, N;
-    Params const* params;
-  };
-
-  template <template <class, class> class CB, bool ReferenceSrc, class... Args>
-  CUTLASS_DEVICE auto make_callbacks(cutlass::epilogue::fusion::ConsumerStoreArgs<Args...> const& args) const {
-    auto [M, N, K, L] = args.problem_shape_mnkl;
-    cute::Tensor coords = cute::make_identity_tensor(cute::make_shape(M, N, L));
-    cute::Tensor tC_cS = cutlass::epilogue::fusion::sm90_partition_for_epilogue<ReferenceSrc>(
-        coords, args.tile_shape_mnk, args.tile_coord_mnkl, args.epi_tile, args.tiled_copy, args.thread_idx);
-    cute::Tensor tC_rS = cute::make_tensor<cutlass::bfloat16_t>(cute::take<0, 3>(cute::shape(tC_cS)));
-    return CB<decltype(tC_rS), decltype(tC_cS)>(cute::move(tC_rS), cute::move(tC_cS), int(M), int(N), params_ptr);
+  // origin(), and with `check` set, that layout verified against CUTLASS's partition of the tile
+  // (raises *err otherwise).
+  template <int TM, int TN, class ProblemShapeMNKL, class BlockShapeMNK, class BlockCoordMNKL, class Acc, class TiledMma>
+  CUTLASS_DEVICE cute::tuple<int, int> acc_origin(ProblemShapeMNKL shape, BlockShapeMNK blk_shape,
+                                                  BlockCoordMNKL blk_coord, Acc const& acc, TiledMma tiled_mma,
+                                                  int thread_idx) const {
+    static_assert(TM % 64 == 0 && TN % 32 == 0 && decltype(cute::size(acc))::value == TM * TN / 128,
+                  "expects one warpgroup's wgmma accumulators of a TM x TN tile");
+    int const M = cute::get<0>(shape), N = cute::get<1>(shape);
+    auto [m_coord, n_coord, k_coord, l_coord] = blk_coord;
+    auto [r0, c0] = origin<TM, TN>(blk_coord, thread_idx);
+    if (params.check) {
+      auto thr_mma = tiled_mma.get_thread_slice(thread_idx);
+      cute::Tensor cD = cute::local_tile(cute::make_identity_tensor(cute::make_shape(M, N)),
+                                         cute::take<0, 2>(blk_shape), cute::make_coord(m_coord, n_coord));
+      cute::Tensor tCcD = thr_mma.partition_C(cD);
+      bool ok = true;
+      CUTLASS_PRAGMA_UNROLL
+      for (int i = 0; i < cute::size(acc); ++i) {
+        int e0 = i & 1, rr = (i >> 1) & 1, jj = (i >> 2) % (TN / 8), hm = i / (TN / 2);
+        ok = ok && cute::get<0>(tCcD(i)) == r0 + 64 * hm + 8 * rr && cute::get<1>(tCcD(i)) == c0 + 8 * jj + e0;
+      }
+      if (!ok) atomicOr(params.err, 1);
+    }
+    return {r0, c0};
   }
 };
 
