@@ -26,7 +26,7 @@ SOURCES = ("up_relu2_sparse24.cu", "grad_relu2_sparse24.cu")
 
 
 def source_hash() -> str:
-    """Hash of the kernel sources and of the edits that derive the up kernel's GEMM kernel."""
+    """Hash of the kernel sources and of the edits that derive the kernels' GEMM kernel."""
     h = hashlib.sha256()
     for path in [*sorted(SOURCE_DIR.iterdir()), Path(cutlass_pingpong.__file__)]:
         if path.suffix in (".cu", ".cuh", ".py"):
