@@ -69,3 +69,7 @@ def test_loss_in_graph_trains_like_the_eager_loss():
         finals.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
     torch.testing.assert_close(finals[0], finals[1], rtol=0, atol=0)
     assert not torch.equal(finals[0], finals[0] * 0)
+
+
+def test_bar_labels_are_short():
+    assert bench._short(256175.4) == "256.2k" and bench._short(35.24) == "35.2" and bench._short(9999.0) == "9999.0"

@@ -16,6 +16,7 @@ import csv
 import dataclasses
 import gc
 import json
+import textwrap
 import time
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -213,6 +214,11 @@ def write_outputs(rows: List[Dict], out: Path, meta: Dict, plot: bool = True) ->
         plot_bench(rows, out / "bench.png", meta.get("device", ""))
 
 
+def _short(x: float) -> str:
+    """A bar's value as a label: 256,175 -> '256.2k', 35.2 -> '35.2'."""
+    return f"{x / 1e3:.1f}k" if x >= 1e4 else f"{x:.1f}"
+
+
 def plot_bench(rows: List[Dict], path: Path, device: str) -> None:
     import matplotlib
 
@@ -228,12 +234,15 @@ def plot_bench(rows: List[Dict], path: Path, device: str) -> None:
         for j, v in enumerate(variants):
             vals = [next((r.get(key) or 0 for r in rows if r["preset"] == p and r["variant"] == v), 0)
                     for p in presets]
-            ax.bar([i + j * width for i in range(len(presets))], vals, width, label=v)
+            bars = ax.bar([i + j * width for i in range(len(presets))], vals, width, label=v)
+            ax.bar_label(bars, labels=[_short(x) if x else "" for x in vals], fontsize=7)
         ax.set_xticks([i + width * (len(variants) - 1) / 2 for i in range(len(presets))], presets)
         ax.set_ylabel(label)
         ax.grid(axis="y", alpha=0.3)
     axes[0][0].legend(fontsize=7)
-    fig.suptitle(f"training step throughput ({device}); failed variants show no bar")
+    # the device string can be long (dtype, compile mode): a line of its own, wrapped to the figure
+    lines = ["training step throughput (failed variants show no bar)", *textwrap.wrap(device, 90)]
+    fig.suptitle("\n".join(lines), fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
