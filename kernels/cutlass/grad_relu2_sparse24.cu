@@ -127,7 +127,7 @@ struct Relu2GradDirect : Sparse24Direct<uint32_t const, uint16_t const, GradOutp
         expand_block(in[hm][b], word[hm][b], lane, s);  // (the shuffles run inside or outside)
         CUTLASS_PRAGMA_UNROLL
         for (int k = 0; k < 8; ++k) {  // slot k = 2 j + rr of column block jj = 4 b + j
-          int const i = 2 * (k & 1) + 4 * (4 * b + (k >> 1)) + (TN / 2) * hm;
+          int const i = acc_index<TN>(hm, b, k);
           dy[k] = grad_pair(acc(i), acc(i + 1), s[k]);
         }
         store_block(params.s, s, row, col, N, lane, inside(row, col, M, N));

@@ -108,8 +108,8 @@ struct Sparse24Direct {
     return cutlass::Status::kSuccess;
   }
 
-  // Loads an epilogue wants in flight before its tile's MMA (the kernel calls this first for every
-  // tile, gemm_sm90.cuh); none by default.
+  // Loads an epilogue wants in flight before its tile's MMA (the derived ping-pong kernel calls it
+  // before every tile's MMA, kernels/cutlass_pingpong.py); none by default.
   template <class ProblemShapeMNKL, class BlockShapeMNK, class BlockCoordMNKL>
   CUTLASS_DEVICE void prefetch(ProblemShapeMNKL const&, BlockShapeMNK const&, BlockCoordMNKL const&, int) {}
 
@@ -119,6 +119,13 @@ struct Sparse24Direct {
   CUTLASS_DEVICE static cute::tuple<int, int> origin(BlockCoordMNKL const& blk_coord, int thread_idx) {
     int const lane = thread_idx & 31, warp = (thread_idx >> 5) & 3;
     return {int(cute::get<0>(blk_coord)) * TM + 16 * warp + (lane >> 2), int(cute::get<1>(blk_coord)) * TN + 2 * (lane & 3)};
+  }
+
+  // The accumulator (first of its column pair) of slot s (= 2 j + rr: row r + 8 rr, column block
+  // j of the 32-column block b) of the 64-row half hm, in the layout origin() describes.
+  template <int TN>
+  CUTLASS_DEVICE static constexpr int acc_index(int hm, int b, int s) {
+    return 2 * (s & 1) + 4 * (4 * b + (s >> 1)) + (TN / 2) * hm;
   }
 
   // origin(), and with `check` set, that layout verified against CUTLASS's partition of the tile

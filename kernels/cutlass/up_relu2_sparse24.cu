@@ -97,7 +97,7 @@ struct Relu2Sparse24Direct : Sparse24Direct<uint32_t, uint16_t> {
         uint32_t words[8];
         CUTLASS_PRAGMA_UNROLL
         for (int s = 0; s < 8; ++s) {  // slot s = 2 j + rr of column block jj = 4 b + j
-          int const i = 2 * (s & 1) + 4 * (4 * b + (s >> 1)) + (TN / 2) * hm;
+          int const i = acc_index<TN>(hm, b, s);
           words[s] = relu2_pair(acc(i), acc(i + 1));
         }
         rank_store_block(words, r0 + 64 * hm + (odd ? 8 : 0), (c0 & ~31) + 32 * b, M, N, params.values, params.meta, lane);
