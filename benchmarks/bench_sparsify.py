@@ -40,6 +40,7 @@ except ImportError:
 import triton
 from triton.testing import do_bench
 
+from elas_compile.kernels import triton_dv_gemm as DV
 from elas_compile.kernels import triton_lowrank_gemm as GEMM
 from elas_compile.kernels import triton_sparse24_backward as B
 from elas_compile.kernels.triton_relu2_sparsify import relu2_sparsify24_compress
@@ -92,7 +93,7 @@ def gemms(m, f, r, cfg=None, which=None, best=None):
         "up_split": lambda: relu2_sparsify24_compress(h @ u.t()),
         "grad_fused": lambda: GEMM.grad_relu2_sparse24(g, v, p, None, "masked", config=cfg),
         "grad_split": lambda: B.relu2_sparsify24_backward(g @ v, p, None, "masked", m, f),
-        "dv_fused": lambda: GEMM.tn_sparse_gemm(g, p, m, f, config=cfg),
+        "dv_fused": lambda: DV.dv_sparse24(g, p, m, f, config=cfg),
         "dv_split": lambda: g.t() @ B.sparse24_decompress(p, m, f),
     }
     return {k: v_ for k, v_ in ks.items() if which is None or k in which}
@@ -116,7 +117,7 @@ def sweep(bw: float, m: int, f: int, r: int) -> dict:
             if name not in best or t < best[name][1]:
                 best[name] = (cfg, t)
     for name, cfgs in (("up_fused", GEMM.SWEEP_CONFIGS), ("grad_fused", GEMM.SWEEP_CONFIGS),
-                       ("dv_fused", GEMM.TN_SWEEP_CONFIGS)):
+                       ("dv_fused", DV.SWEEP_CONFIGS)):
         for cfg in cfgs:
             (fn,) = gemms(m, f, r, cfg, [name]).values()
             try:

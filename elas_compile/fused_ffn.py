@@ -17,7 +17,9 @@ is traced: ``ELAS_FUSED_GEMM=up``, ``=grad`` or ``=1`` (both) computes y and/or 
 that carry the 2:4 work in their epilogue (``elas::up_relu2_sparsify24_compress``,
 ``elas::grad_relu2_sparse24``: y and dS never reach memory);
 ``ELAS_DV_KERNEL=1`` computes dVdown with a Triton GEMM that expands S from
-the compressed operand tile by tile (``elas::tn_sparse24_mm``).
+the compressed operand tile by tile (``elas::tn_sparse24_mm``), and the CUTLASS grad kernel then
+writes dy alone (``elas::cutlass_grad_relu2_sparse24_dy``): 0.110 + 0.161 ms against 0.147 + 0.067
+for the dense S and cuBLAS at 350m's FFN (H100, docs/kernels.md).
 
 CUTLASS kernels (Hopper, optional library: ``kernels/cutlass_ext``): ``elas::cutlass_up_relu2_sparse24``
 computes the compressed S in the up GEMM's epilogue (y never in memory), and in ``masked`` mode
@@ -124,8 +126,11 @@ def _backward(ctx, grad_out, _grad_packed, _grad_y):
     y = saved_y if ctx.mode == "ste" else None
     use_dv_kernel = dv_kernel() and g.shape[1] % 16 == 0
     s = None  # the dense S, when the dy pass wrote it
-    if ctx.mode == "masked" and not use_dv_kernel and use_cutlass("grad", g, mp, f, g.shape[1]):
-        grad_y, s = torch.ops.elas.cutlass_grad_relu2_sparse24(g, w_down_v, packed)
+    if ctx.mode == "masked" and use_cutlass("grad", g, mp, f, g.shape[1]):
+        if use_dv_kernel:  # dy alone: dVdown reads the compressed S
+            grad_y = torch.ops.elas.cutlass_grad_relu2_sparse24_dy(g, w_down_v, packed)
+        else:
+            grad_y, s = torch.ops.elas.cutlass_grad_relu2_sparse24(g, w_down_v, packed)
     elif fused_gemms("grad"):  # experimental kernels (see the module docstring)
         grad_y = torch.ops.elas.grad_relu2_sparse24(g, w_down_v, packed, y, ctx.mode)
     elif use_dv_kernel:

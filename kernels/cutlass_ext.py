@@ -10,6 +10,8 @@
   compressed S: ``dy = dS * 2 sqrt(S)`` where S keeps a value, else 0, and the dense ``S``
   (``kernels/cutlass/grad_relu2_sparse24.cu``): dS never reaches memory. Same result as
   ``relu2_sparsify24_backward_expand(g @ w, packed, None, "masked")`` up to the rounding of dS.
+* ``elas::cutlass_grad_relu2_sparse24_dy(Tensor g, Tensor w, Tensor packed) -> Tensor``: its dy
+  alone, the dense S not written (for a dV GEMM that reads the compressed S).
 
 The library is found at ``$ELAS_CUTLASS_LIB`` or at the cache path of the current sources
 (:func:`cutlass_build.default_library_path`). :func:`available` says whether a device can run the
@@ -109,12 +111,13 @@ def _launch_up(h: torch.Tensor, w: torch.Tensor, check: bool) -> torch.Tensor:
     return packed
 
 
-def _launch_grad(g: torch.Tensor, w: torch.Tensor, packed: torch.Tensor, check: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _launch_grad(g: torch.Tensor, w: torch.Tensor, packed: torch.Tensor, check: bool,
+                 with_s: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
     (m, k), n = g.shape, w.shape[1]
     dy = torch.empty(m, n, dtype=g.dtype, device=g.device)
-    s = torch.empty(m, n, dtype=g.dtype, device=g.device)
+    s = torch.empty(m, n, dtype=g.dtype, device=g.device) if with_s else None
     fn = functools.partial(library().elas_grad_relu2_sparse24, g.data_ptr(), w.data_ptr(), packed.data_ptr(),
-                           dy.data_ptr(), s.data_ptr())
+                           dy.data_ptr(), s.data_ptr() if with_s else None)
     _call("cutlass_grad_relu2_sparse24", fn, g.device, m, n, k, check=check)
     return dy, s
 
@@ -124,9 +127,9 @@ def up_relu2_sparse24_check(h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return _launch_up(h.contiguous(), w.contiguous(), check=True)
 
 
-def grad_relu2_sparse24_check(g: torch.Tensor, w: torch.Tensor, packed: torch.Tensor):
+def grad_relu2_sparse24_check(g: torch.Tensor, w: torch.Tensor, packed: torch.Tensor, with_s: bool = True):
     """The CUDA backward kernel with its layout self-check on (syncs the device; for tests)."""
-    return _launch_grad(g.contiguous(), w.contiguous(), packed, check=True)
+    return _launch_grad(g.contiguous(), w.contiguous(), packed, check=True, with_s=with_s)
 
 
 def _require_gpu_kernel(name: str, t: torch.Tensor, m: int, n: int, k: int) -> None:
@@ -172,3 +175,21 @@ def cutlass_grad_relu2_sparse24(g: torch.Tensor, w: torch.Tensor, packed: torch.
 @cutlass_grad_relu2_sparse24.register_fake
 def _(g: torch.Tensor, w: torch.Tensor, packed: torch.Tensor):
     return g.new_empty(g.shape[0], w.shape[1]), g.new_empty(g.shape[0], w.shape[1])
+
+
+@torch.library.custom_op("elas::cutlass_grad_relu2_sparse24_dy", mutates_args=())
+def cutlass_grad_relu2_sparse24_dy(g: torch.Tensor, w: torch.Tensor, packed: torch.Tensor) -> torch.Tensor:
+    """dy of :func:`cutlass_grad_relu2_sparse24` alone (no dense S written: for a dV GEMM that reads
+    the compressed S)."""
+    m, k = g.shape
+    n = w.shape[1]
+    check_cslt_shape(m, n, g.dtype)
+    if g.device.type != "cuda":
+        return relu2_sparsify24_backward_reference(g.float() @ w.float(), packed, None, "masked", m, n).to(g.dtype)
+    _require_gpu_kernel("cutlass_grad_relu2_sparse24_dy", g, m, n, k)
+    return _launch_grad(g.contiguous(), w.contiguous(), packed, check=False, with_s=False)[0]
+
+
+@cutlass_grad_relu2_sparse24_dy.register_fake
+def _(g: torch.Tensor, w: torch.Tensor, packed: torch.Tensor):
+    return g.new_empty(g.shape[0], w.shape[1])

@@ -21,7 +21,7 @@ Importing this module registers:
 * ``elas::grad_relu2_sparse24(Tensor g, Tensor w, Tensor packed, Tensor? y, str mode) -> Tensor``:
   ``relu2_sparsify24_backward(g @ w, packed, y, mode)`` from one GEMM (masked / ste).
 * ``elas::tn_sparse24_mm(Tensor a, Tensor packed, int rows, int cols) -> Tensor``: ``a^T @ S``
-  (``S`` the rows x cols matrix of ``packed``) without a dense S in memory.
+  (``S`` the rows x cols matrix of ``packed``) without a dense S in memory (``triton_dv_gemm``).
 
 With Triton importable, each op is a ``torch.library.triton_op``: CUDA tensors launch the Triton
 kernels through ``wrap_triton`` (Inductor sees the kernels under ``torch.compile``); other devices
@@ -90,6 +90,7 @@ def _on_gpu(t: torch.Tensor) -> bool:
 if HAS_TRITON:
     from torch.library import triton_op, wrap_triton
 
+    from . import triton_dv_gemm as _dv
     from . import triton_lowrank_gemm as _gemm
     from . import triton_relu2_sparsify as _fwd
     from . import triton_sparse24_backward as _bwd
@@ -191,7 +192,7 @@ def grad_relu2_sparse24(g: torch.Tensor, w: torch.Tensor, packed: torch.Tensor, 
 def tn_sparse24_mm(a: torch.Tensor, packed: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
     check_cslt_shape(rows, cols, packed.dtype)
     if _on_gpu(a):
-        return _gemm.tn_sparse_gemm(a, packed.contiguous(), rows, cols, wrap=wrap_triton)
+        return _dv.dv_sparse24(a, packed.contiguous(), rows, cols, wrap=wrap_triton)
     return a.t() @ decompress24_reference(packed, rows, cols)
 
 

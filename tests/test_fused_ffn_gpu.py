@@ -14,9 +14,11 @@ def _rel(a, b):
     return ((a.double() - b.double()).norm() / b.double().norm()).item()
 
 
+@pytest.mark.parametrize("dv_kernel", ["0", "1"])  # ELAS_DV_KERNEL=1: dVdown from the compressed S
 @pytest.mark.parametrize("mode", ["masked", "ste"])
 @pytest.mark.parametrize("m,r,f,r2", [(4096, 256, 1024, 256), (1000, 128, 512, 64)])
-def test_fused_op_matches_float64(mode, m, r, f, r2):
+def test_fused_op_matches_float64(mode, m, r, f, r2, dv_kernel, monkeypatch):
+    monkeypatch.setenv("ELAS_DV_KERNEL", dv_kernel)
     g = torch.Generator(device="cuda").manual_seed(m)
     h = torch.randn(m, r, device="cuda", generator=g).bfloat16().requires_grad_()
     wu = (torch.randn(f, r, device="cuda", generator=g) / r**0.5).bfloat16().requires_grad_()

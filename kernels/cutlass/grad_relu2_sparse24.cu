@@ -72,7 +72,7 @@ __device__ __forceinline__ void store_block(uint32_t* out, uint32_t const (&slot
 
 struct GradOutputs {
   uint32_t* dy = nullptr;  // M x N bf16, as bf16 pairs
-  uint32_t* s = nullptr;
+  uint32_t* s = nullptr;   // may be null: S is not stored (a dV GEMM that reads the compressed S)
 };
 
 struct Relu2GradDirect : Sparse24Direct<uint32_t const, uint16_t const, GradOutputs> {
@@ -130,7 +130,7 @@ struct Relu2GradDirect : Sparse24Direct<uint32_t const, uint16_t const, GradOutp
           int const i = acc_index<TN>(hm, b, k);
           dy[k] = grad_pair(acc(i), acc(i + 1), s[k]);
         }
-        store_block(params.s, s, row, col, N, lane, inside(row, col, M, N));
+        if (params.s) store_block(params.s, s, row, col, N, lane, inside(row, col, M, N));
         store_block(params.dy, dy, row, col, N, lane, inside(row, col, M, N));
       }
     }
@@ -157,7 +157,7 @@ int grad_relu2_sparse24(const void* g, const void* w, const void* packed, void* 
 
 extern "C" {
 
-// dy and s: M x N bf16 each; packed: the M x N compressed S; err: one int on the device.
+// dy and s: M x N bf16 each (s may be null: S not stored); packed: the M x N compressed S; err: one int on the device.
 // Returns 0, or 1 (shape not supported), 2 (initialize failed), 3 (launch failed).
 int elas_grad_relu2_sparse24(const void* g, const void* w, const void* packed, void* dy, void* s,
                              int M, int N, int K, int* err, int check, int sm_count, void* stream) {

@@ -108,6 +108,15 @@ def test_grad_matches_reference(m, n, k):
     torch.testing.assert_close(dy.cpu().float(), ref_dy.float(), rtol=2e-2, atol=1e-3 * ref_dy.float().abs().max().item())
 
 
+def test_grad_dy_alone_equals_grad():
+    """With the dense S not stored (the _dy op), dy is bit-identical to the kernel's dy with S."""
+    packed, g, w = grad_operands(384, 640, 256, seed=7)
+    dy, s = C.grad_relu2_sparse24_check(g, w, packed)
+    dy_alone, none = C.grad_relu2_sparse24_check(g, w, packed, with_s=False)
+    assert none is None and torch.equal(dy_alone, dy)
+    assert torch.equal(torch.ops.elas.cutlass_grad_relu2_sparse24_dy(g, w, packed), dy)
+
+
 def test_grad_in_cuda_graph():
     packed, g, w = grad_operands(512, 1024, 128, seed=1)
     eager = torch.ops.elas.cutlass_grad_relu2_sparse24(g, w, packed)

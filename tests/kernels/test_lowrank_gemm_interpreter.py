@@ -46,18 +46,3 @@ def test_gemm_shape_errors():
         G.up_relu2_compress(a, b[:, :8])
     with pytest.raises(ValueError):
         G.grad_relu2_sparse24(a, b.t(), torch.empty(0, dtype=a.dtype), None, "ste")
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_tn_sparse_gemm(dtype):
-    """a^T @ S with S expanded from the compressed operand inside the GEMM."""
-    m, f, r = 128, 128, 32
-    g = torch.Generator().manual_seed(3)
-    p = L.relu2_sparsify24_compress_reference(torch.randn(m, f, generator=g).to(dtype))
-    a = torch.randn(m, r, generator=g).to(dtype)
-    ref = a.double().t() @ L.decompress24_reference(p, m, f).double()
-    out = G.tn_sparse_gemm(a, p, m, f)
-    assert out.shape == (r, f) and out.dtype == dtype
-    assert ((out.double() - ref).norm() / ref.norm()).item() < 5e-3
-    with pytest.raises(ValueError):
-        G.tn_sparse_gemm(a[:64], p, m, f)
