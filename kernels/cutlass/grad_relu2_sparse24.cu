@@ -75,8 +75,13 @@ struct GradOutputs {
   uint32_t* s = nullptr;   // may be null: S is not stored (a dV GEMM that reads the compressed S)
 };
 
+// StoreS: whether the epilogue stores the dense S (a compile-time choice: a run-time test on
+// params.s cost the kernel 3%, gpu_session81.sh)
+template <bool StoreS>
 struct Relu2GradDirect : Sparse24Direct<uint32_t const, uint16_t const, GradOutputs> {
-  using Sparse24Direct::Sparse24Direct;
+  using Base = Sparse24Direct<uint32_t const, uint16_t const, GradOutputs>;
+  using Base::Base;
+  using Base::params;
   static constexpr int TM = decltype(size<0>(sm90::Tile{}))::value, TN = decltype(size<1>(sm90::Tile{}))::value;
   static constexpr int HM = TM / 64, NB = TN / 32;
   // this thread's compressed S of its tile, loaded before the tile's MMA: for every 64-row half hm
@@ -130,7 +135,7 @@ struct Relu2GradDirect : Sparse24Direct<uint32_t const, uint16_t const, GradOutp
           int const i = acc_index<TN>(hm, b, k);
           dy[k] = grad_pair(acc(i), acc(i + 1), s[k]);
         }
-        if (params.s) store_block(params.s, s, row, col, N, lane, inside(row, col, M, N));
+        if constexpr (StoreS) store_block(params.s, s, row, col, N, lane, inside(row, col, M, N));
         store_block(params.dy, dy, row, col, N, lane, inside(row, col, M, N));
       }
     }
@@ -139,18 +144,27 @@ struct Relu2GradDirect : Sparse24Direct<uint32_t const, uint16_t const, GradOutp
 
 // cluster 1 x 2 (g multicast to the two CTAs of an M row): 16384 x 4096 x 256 0.143 ms, 16384 x 8192 x 512
 // 0.325, against 0.145 / 0.331 with 2 x 1 and 0.148 / 0.341 with 2 x 2 (gpu_session74.sh)
-using GradGemm = sm90::ConcurrentGemm<cutlass::layout::RowMajor, Relu2GradDirect, Shape<_1, _2, _1>>::Gemm;  // W: K x N row-major
+template <bool StoreS>  // W: K x N row-major
+using GradGemm = typename sm90::ConcurrentGemm<cutlass::layout::RowMajor, Relu2GradDirect<StoreS>, Shape<_1, _2, _1>>::Gemm;
+
+template <bool StoreS>
+int grad_gemm(const void* g, const void* w, const void* packed, void* dy, void* s,
+              int M, int N, int K, int* err, int check, int sm_count, cudaStream_t stream) {
+  using Gemm = GradGemm<StoreS>;
+  auto [sa, sb, sc, sd] = sm90::packed_strides<Gemm>(M, N, K);
+  typename Relu2GradDirect<StoreS>::Arguments epi{{static_cast<uint32_t*>(dy), static_cast<uint32_t*>(s)},
+                                                  static_cast<uint32_t const*>(packed),
+                                                  static_cast<uint16_t const*>(packed) + size_t(M) * N / 2, err, check};
+  typename Gemm::Arguments args{cutlass::gemm::GemmUniversalMode::kGemm, {M, N, K, 1},
+                                {static_cast<const BF16*>(g), sa, static_cast<const BF16*>(w), sb},
+                                epi, cutlass::KernelHardwareInfo{0, sm_count}};
+  return sm90::launch<Gemm>(args, stream);
+}
 
 int grad_relu2_sparse24(const void* g, const void* w, const void* packed, void* dy, void* s,
                         int M, int N, int K, int* err, int check, int sm_count, cudaStream_t stream) {
-  auto [sa, sb, sc, sd] = sm90::packed_strides<GradGemm>(M, N, K);
-  Relu2GradDirect::Arguments epi{{static_cast<uint32_t*>(dy), static_cast<uint32_t*>(s)},
-                                 static_cast<uint32_t const*>(packed),
-                                 static_cast<uint16_t const*>(packed) + size_t(M) * N / 2, err, check};
-  typename GradGemm::Arguments args{cutlass::gemm::GemmUniversalMode::kGemm, {M, N, K, 1},
-                                    {static_cast<const BF16*>(g), sa, static_cast<const BF16*>(w), sb},
-                                    epi, cutlass::KernelHardwareInfo{0, sm_count}};
-  return sm90::launch<GradGemm>(args, stream);
+  return s ? grad_gemm<true>(g, w, packed, dy, s, M, N, K, err, check, sm_count, stream)
+           : grad_gemm<false>(g, w, packed, dy, s, M, N, K, err, check, sm_count, stream);
 }
 
 }  // namespace elas
