@@ -71,5 +71,11 @@ def test_loss_in_graph_trains_like_the_eager_loss():
     assert not torch.equal(finals[0], finals[0] * 0)
 
 
+def test_plot_device_line_names_gpu_and_torch():
+    meta = {"device": "cuda (bf16 autocast)", "torch": "2.11.0", "gpu": "NVIDIA H100 80GB HBM3"}
+    assert bench.device_label(meta) == "NVIDIA H100 80GB HBM3, cuda (bf16 autocast), torch 2.11.0"
+    assert bench.device_label({"device": "cpu (float32)", "torch": "2.13.0"}) == "cpu (float32), torch 2.13.0"
+
+
 def test_bar_labels_are_short():
     assert bench._short(256175.4) == "256.2k" and bench._short(35.24) == "35.2" and bench._short(9999.0) == "9999.0"

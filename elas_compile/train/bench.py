@@ -211,7 +211,13 @@ def write_outputs(rows: List[Dict], out: Path, meta: Dict, plot: bool = True) ->
         w.writerows(rows)
     (out / "bench.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1), encoding="utf-8")
     if plot:
-        plot_bench(rows, out / "bench.png", meta.get("device", ""))
+        plot_bench(rows, out / "bench.png", device_label(meta))
+
+
+def device_label(meta: Dict) -> str:
+    """The plot's device line: GPU name, runtime, torch version ('cuda' alone said too little)."""
+    torch_v = f"torch {meta['torch']}" if meta.get("torch") else ""
+    return ", ".join(x for x in (meta.get("gpu"), meta.get("device"), torch_v) if x)
 
 
 def _short(x: float) -> str:
