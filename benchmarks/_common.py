@@ -52,3 +52,20 @@ def write_csv(path: str, rows: list[dict], meta: dict | None = None, digits: int
         w = csv.DictWriter(fh, fieldnames=keys)
         w.writeheader()
         w.writerows([{k: (round(v, digits) if isinstance(v, float) else v) for k, v in r.items()} for r in rows])
+
+
+def cutlass_shapes_cli(name: str, doc: str, default_shapes, argv=None) -> tuple:
+    """``--csv`` and ``--shapes`` (M x N x K list) of a CUTLASS kernel benchmark, after checking that
+    the library can run here; returns (csv path, [(m, n, k), ...])."""
+    import argparse
+
+    from elas_compile.kernels import cutlass_ext
+
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    p.add_argument("--csv", default=f"benchmarks/results/{name}.csv")
+    p.add_argument("--shapes", default=",".join("x".join(map(str, s)) for s in default_shapes))
+    args = p.parse_args(argv)
+    reason = cutlass_ext.unavailable_reason("cuda")
+    if reason:
+        raise SystemExit(f"{name}: {reason}")
+    return args.csv, [tuple(map(int, s.split("x"))) for s in args.shapes.split(",")]

@@ -17,7 +17,6 @@ Prints a table last and writes a CSV (default benchmarks/results/bench_cutlass.c
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -27,11 +26,11 @@ try:  # installed (python3 -m pip install -e .), else run from a checkout
     import elas_compile.kernels  # noqa: F401
 except ImportError:
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from elas_compile.kernels import cutlass_ext as C
+from elas_compile.kernels import cutlass_ext  # noqa: F401  (registers elas::cutlass_*)
 from elas_compile.kernels import triton_ops  # noqa: F401  (registers elas::relu2_sparsify24_compress)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import device_meta, graph_ms, write_csv  # noqa: E402
+from _common import cutlass_shapes_cli, device_meta, graph_ms, write_csv  # noqa: E402
 
 DEFAULT_SHAPES = [(16384, 8192, 512), (16384, 4096, 256), (16384, 11008, 512)]
 
@@ -65,15 +64,9 @@ def run_shape(m: int, n: int, k: int) -> dict:
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--csv", default="benchmarks/results/bench_cutlass.csv")
-    p.add_argument("--shapes", default=",".join("x".join(map(str, s)) for s in DEFAULT_SHAPES))
-    args = p.parse_args(argv)
-    reason = C.unavailable_reason("cuda")
-    if reason:
-        raise SystemExit(f"bench_cutlass: {reason}")
-    rows = [run_shape(*map(int, s.split("x"))) for s in args.shapes.split(",")]
-    write_csv(args.csv, rows, device_meta())
+    csv_path, shapes = cutlass_shapes_cli("bench_cutlass", __doc__, DEFAULT_SHAPES, argv)
+    rows = [run_shape(*s) for s in shapes]
+    write_csv(csv_path, rows, device_meta())
     cols = ["cublas", "split", "cutlass", "speedup",
             "grad_cublas", "grad_split", "grad_cutlass", "grad_speedup"]
     print(f"{'M x N x K':>18} " + " ".join(f"{c:>12}" for c in cols))

@@ -14,7 +14,6 @@ Needs an sm_90 GPU and the CUTLASS library. Prints a table last and writes a CSV
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -24,11 +23,11 @@ try:  # installed (python3 -m pip install -e .), else run from a checkout
     import elas_compile.kernels  # noqa: F401
 except ImportError:
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from elas_compile.kernels import cutlass_ext as C
+from elas_compile.kernels import cutlass_ext  # noqa: F401  (registers elas::cutlass_*)
 from elas_compile.kernels import triton_dv_gemm as D
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import device_meta, graph_ms, write_csv  # noqa: E402
+from _common import cutlass_shapes_cli, device_meta, graph_ms, write_csv  # noqa: E402
 
 DEFAULT_SHAPES = [(16384, 4096, 256), (16384, 8192, 512)]
 
@@ -73,15 +72,9 @@ def run_shape(t: int, f: int, r: int) -> list[dict]:
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--csv", default="benchmarks/results/bench_dv.csv")
-    p.add_argument("--shapes", default=",".join("x".join(map(str, s)) for s in DEFAULT_SHAPES))
-    args = p.parse_args(argv)
-    reason = C.unavailable_reason("cuda")
-    if reason:
-        raise SystemExit(f"bench_dv: {reason}")
-    rows = [x for s in args.shapes.split(",") for x in run_shape(*map(int, s.split("x")))]
-    write_csv(args.csv, rows, device_meta())
+    csv_path, shapes = cutlass_shapes_cli("bench_dv", __doc__, DEFAULT_SHAPES, argv)
+    rows = [x for s in shapes for x in run_shape(*s)]
+    write_csv(csv_path, rows, device_meta())
     print(f"{'T x F x r':>18} {'kernel':>40} {'ms':>8} {'TFLOP/s':>8} {'rel err':>9}")
     for x in rows:
         tf = f"{x['tflops']:8.0f}" if "tflops" in x else " " * 8

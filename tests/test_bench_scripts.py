@@ -25,3 +25,15 @@ def test_write_csv_meta_line_and_every_column(tmp_path):
 @pytest.mark.parametrize("script", sorted(p.name for p in BENCH.glob("*.py")))
 def test_benchmark_script_compiles(script, tmp_path):
     py_compile.compile(str(BENCH / script), cfile=str(tmp_path / "c.pyc"), doraise=True)
+
+
+def test_cutlass_benchmarks_say_why_they_cannot_run_here():
+    from _common import cutlass_shapes_cli
+    from elas_compile.kernels import cutlass_ext
+
+    reason = cutlass_ext.unavailable_reason("cuda")
+    if reason is None:
+        assert cutlass_shapes_cli("b", "doc", [(64, 64, 16)], ["--shapes", "128x64x32"])[1] == [(128, 64, 32)]
+    else:
+        with pytest.raises(SystemExit, match="bench_x: "):
+            cutlass_shapes_cli("bench_x", "doc", [(64, 64, 16)], [])
