@@ -37,7 +37,7 @@ from .cslt_layout import (
 )
 from .reference import relu2
 
-ABI = 3
+ABI = 4
 
 
 @functools.cache

@@ -124,8 +124,9 @@ int up_relu2_sparse24(const void* h, const void* u, void* packed, int M, int N, 
 
 extern "C" {
 
-// the version of the entry points' arguments (bumped on any change; cutlass_ext.ABI)
-int elas_cutlass_abi() { return 3; }
+// the version of the entry points' arguments (bumped on any change; cutlass_ext.ABI); 4: the grad
+// kernel's s may be null
+int elas_cutlass_abi() { return 4; }
 
 // packed must hold M*N*9/16 bf16 elements; err one int on the device (only written when check).
 // Returns 0, or 1 (shape not supported), 2 (initialize failed), 3 (launch failed).
