@@ -18,7 +18,7 @@ that carry the 2:4 work in their epilogue (``elas::up_relu2_sparsify24_compress`
 ``elas::grad_relu2_sparse24``: y and dS never reach memory);
 ``ELAS_DV_KERNEL=1`` computes dVdown with a Triton GEMM that expands S from
 the compressed operand tile by tile (``elas::tn_sparse24_mm``), and the CUTLASS grad kernel then
-writes dy alone (``elas::cutlass_grad_relu2_sparse24_dy``): 0.110 + 0.161 ms against 0.147 + 0.067
+writes dy alone (``elas::cutlass_grad_relu2_sparse24_dy``): 0.103 + 0.161 ms against 0.144 + 0.067
 for the dense S and cuBLAS at 350m's FFN (H100, docs/kernels.md).
 
 CUTLASS kernels (Hopper, optional library: ``kernels/cutlass_ext``): ``elas::cutlass_up_relu2_sparse24``
