@@ -26,11 +26,10 @@ from .triton_bits import half_bits_to_f32, load_nibbles
 # (BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages, SPLIT): SPLIT 0 = as many as fill the GPU.
 # H100 sweeps (benchmarks/bench_dv.py, docs/kernels.md): BLOCK_M 256 (the whole rank: each S tile
 # expanded once) with 64 columns was the fastest at both FFN shapes.
-CONFIG = (256, 64, 64, 8, 3, 0, 0)
-SWEEP_CONFIGS = [(256, 64, 64, 8, 3, 0, 0), (256, 64, 32, 8, 4, 0, 0), (128, 64, 64, 4, 4, 0, 0),
-                 (256, 128, 64, 8, 3, 0, 0), (256, 64, 64, 8, 3, 0, 1), (256, 64, 32, 8, 4, 0, 1),
-                 (256, 128, 64, 8, 3, 0, 1), (128, 128, 64, 4, 4, 0, 1), (256, 128, 32, 8, 4, 0, 1)]
-INTERP_CONFIG = (32, 64, 64, 4, 1, 2, 0)
+CONFIG = (256, 64, 64, 8, 3, 0)
+SWEEP_CONFIGS = [(256, 64, 64, 8, 3, 0), (256, 64, 32, 8, 4, 0), (128, 64, 64, 4, 4, 0), (256, 128, 64, 8, 3, 0),
+                 (128, 128, 64, 4, 4, 0)]
+INTERP_CONFIG = (32, 64, 64, 4, 1, 2)
 
 
 @triton.jit
@@ -53,25 +52,6 @@ def _dense_tile(packed_ptr, rows, grps, F, meta_start, IS_BF16: tl.constexpr, HW
     e2 = _group_element(lo, hi, i0, i1, 2)
     e3 = _group_element(lo, hi, i0, i1, 3)
     t = tl.reshape(tl.join(tl.join(e0, e2), tl.join(e1, e3)), [BLOCK_K, BLOCK_N])  # element 4 g + j
-    return _to_dtype(t, IS_BF16, HW)
-
-
-@triton.jit
-def _dense_tile_3d(packed_ptr, rows, grps, F, meta_start, IS_BF16: tl.constexpr, HW: tl.constexpr,
-                   BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr):
-    """The same tile computed as [BLOCK_K, groups, 4] (pair and nibble broadcast along the last axis)
-    and reshaped, without joins."""
-    pv = tl.load(packed_ptr.to(tl.pointer_type(tl.int32)) + (rows * (F // 4))[:, None] + grps[None, :])
-    nib = load_nibbles(packed_ptr, rows, grps, F, meta_start)
-    j = tl.arange(0, 4)[None, None, :]
-    pv3, nib3 = pv[:, :, None], nib[:, :, None]
-    t3 = tl.where((nib3 & 3) == j, pv3 & 0xFFFF, 0) | tl.where((nib3 >> 2) == j, (pv3 >> 16) & 0xFFFF, 0)
-    return _to_dtype(tl.reshape(t3, [BLOCK_K, BLOCK_N]), IS_BF16, HW)
-
-
-@triton.jit
-def _to_dtype(t, IS_BF16: tl.constexpr, HW: tl.constexpr):
-    """int32 bit patterns -> the dtype on the GPU, float32 under the interpreter."""
     if HW:
         if IS_BF16:
             out = t.to(tl.int16).to(tl.bfloat16, bitcast=True)
@@ -86,7 +66,7 @@ def _to_dtype(t, IS_BF16: tl.constexpr, HW: tl.constexpr):
 def dv_sparse24_kernel(
     g_ptr, packed_ptr, part_ptr, R, F, T, stride_gt, meta_start, k_per_split,
     IS_BF16: tl.constexpr, HW: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BCAST: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     """part[split, R, F] (float32) = g[tokens of split]^T @ S[tokens of split]."""
     pid = tl.program_id(0)
@@ -107,17 +87,14 @@ def dv_sparse24_kernel(
             a = tl.load(g_ptr + g_off)
         else:
             a = half_bits_to_f32(tl.load(g_ptr.to(tl.pointer_type(tl.int16)) + g_off).to(tl.int32) & 0xFFFF, IS_BF16)
-        if BCAST:
-            b = _dense_tile_3d(packed_ptr, kk, grps, F, meta_start, IS_BF16, HW, BLOCK_K, BLOCK_N)
-        else:
-            b = _dense_tile(packed_ptr, kk, grps, F, meta_start, IS_BF16, HW, BLOCK_K, BLOCK_N)
+        b = _dense_tile(packed_ptr, kk, grps, F, meta_start, IS_BF16, HW, BLOCK_K, BLOCK_N)
         acc = tl.dot(tl.trans(a), b, acc)
     out = part_ptr + split.to(tl.int64) * R * F + offs_m[:, None] * F + offs_n[None, :]
     tl.store(out, acc)
 
 
 def _fit(config, r: int, cols: int, rows: int, sms: int) -> tuple:
-    bm, bn, bk, nw, ns, split, bcast = config
+    bm, bn, bk, nw, ns, split = config
     while r % bm and bm > 16:
         bm //= 2
     while cols % bn:
@@ -133,7 +110,7 @@ def _fit(config, r: int, cols: int, rows: int, sms: int) -> tuple:
             split *= 2
     if rows % (split * bk):
         raise ValueError(f"dv_sparse24: {rows} tokens do not split {split} ways into blocks of {bk}")
-    return bm, bn, bk, nw, ns, split, bcast
+    return bm, bn, bk, nw, ns, split
 
 
 def dv_sparse24(g: torch.Tensor, packed: torch.Tensor, rows: int, cols: int, *, config=None, wrap=None) -> torch.Tensor:
@@ -147,14 +124,14 @@ def dv_sparse24(g: torch.Tensor, packed: torch.Tensor, rows: int, cols: int, *, 
     r = g.shape[1]
     interpret = g.device.type != "cuda"
     sms = 1 if interpret else torch.cuda.get_device_properties(g.device).multi_processor_count
-    bm, bn, bk, nw, ns, split, bcast = _fit(config or (INTERP_CONFIG if interpret else CONFIG), r, cols, rows, sms)
+    bm, bn, bk, nw, ns, split = _fit(config or (INTERP_CONFIG if interpret else CONFIG), r, cols, rows, sms)
     part = torch.empty((split, r, cols), dtype=torch.float32, device=g.device)
     kern = kernel_module(__name__, interpret).dv_sparse24_kernel
     if wrap is not None:
         kern = wrap(kern)
     kern[((r // bm) * (cols // bn), split)](
         g, packed, part, r, cols, rows, g.stride(0), values_numel(rows, cols), rows // split,
-        IS_BF16=g.dtype == torch.bfloat16, HW=not interpret, BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, BCAST=bool(bcast),
+        IS_BF16=g.dtype == torch.bfloat16, HW=not interpret, BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk,
         num_warps=nw, num_stages=ns,
     )
     return (part[0] if split == 1 else part.sum(0)).to(g.dtype)
