@@ -69,3 +69,13 @@ def cutlass_shapes_cli(name: str, doc: str, default_shapes, argv=None) -> tuple:
     if reason:
         raise SystemExit(f"{name}: {reason}")
     return args.csv, [tuple(map(int, s.split("x"))) for s in args.shapes.split(",")]
+
+
+def ffn_operands(m: int, n: int, k: int) -> tuple:
+    """The ELAS FFN's CUTLASS kernel operands at M x N x K (bf16, on the GPU): h (M x K), U (N x K),
+    the compressed S of relu(h U^T)² from the up kernel, g (M x K) and W = U^T (K x N, contiguous)."""
+    h = torch.randn(m, k, device="cuda").bfloat16()
+    u = (torch.randn(n, k, device="cuda") / k**0.5).bfloat16()
+    packed = torch.ops.elas.cutlass_up_relu2_sparse24(h, u)
+    g = torch.randn(m, k, device="cuda").bfloat16()
+    return h, u, packed, g, u.t().contiguous()

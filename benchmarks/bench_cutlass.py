@@ -30,7 +30,7 @@ from elas_compile.kernels import cutlass_ext  # noqa: F401  (registers elas::cut
 from elas_compile.kernels import triton_ops  # noqa: F401  (registers elas::relu2_sparsify24_compress)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import cutlass_shapes_cli, device_meta, graph_ms, write_csv  # noqa: E402
+from _common import cutlass_shapes_cli, device_meta, ffn_operands, graph_ms, write_csv  # noqa: E402
 
 DEFAULT_SHAPES = [(16384, 8192, 512), (16384, 4096, 256), (16384, 11008, 512)]
 
@@ -38,11 +38,7 @@ DEFAULT_SHAPES = [(16384, 8192, 512), (16384, 4096, 256), (16384, 11008, 512)]
 def kernel_calls(m: int, n: int, k: int) -> dict:
     """The calls this benchmark times at one M x N x K, by column name (operands made once, on the
     GPU); benchmarks/profile_cutlass.py runs them under Nsight Compute."""
-    h = torch.randn(m, k, device="cuda").bfloat16()
-    w = (torch.randn(n, k, device="cuda") / k**0.5).bfloat16()
-    packed = torch.ops.elas.cutlass_up_relu2_sparse24(h, w)
-    g = torch.randn(m, k, device="cuda").bfloat16()
-    wt = w.t().contiguous()
+    h, w, packed, g, wt = ffn_operands(m, n, k)
     return {
         "cublas": lambda: h @ w.t(),
         "split": lambda: torch.ops.elas.relu2_sparsify24_compress(h @ w.t()),

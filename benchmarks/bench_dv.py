@@ -27,7 +27,7 @@ from elas_compile.kernels import cutlass_ext  # noqa: F401  (registers elas::cut
 from elas_compile.kernels import triton_dv_gemm as D
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import cutlass_shapes_cli, device_meta, graph_ms, write_csv  # noqa: E402
+from _common import cutlass_shapes_cli, device_meta, ffn_operands, graph_ms, write_csv  # noqa: E402
 
 DEFAULT_SHAPES = [(16384, 4096, 256), (16384, 8192, 512)]
 
@@ -37,11 +37,7 @@ def _rel(x: torch.Tensor, ref: torch.Tensor) -> float:
 
 
 def run_shape(t: int, f: int, r: int) -> list[dict]:
-    h = torch.randn(t, r, device="cuda").bfloat16()
-    u = (torch.randn(f, r, device="cuda") / r**0.5).bfloat16()
-    packed = torch.ops.elas.cutlass_up_relu2_sparse24(h, u)
-    g = torch.randn(t, r, device="cuda").bfloat16()
-    w = (torch.randn(r, f, device="cuda") / r**0.5).bfloat16()
+    _, _, packed, g, w = ffn_operands(t, f, r)
     _, s = torch.ops.elas.cutlass_grad_relu2_sparse24(g, w, packed)
     ref = g.t() @ s
     flop = 2 * t * f * r

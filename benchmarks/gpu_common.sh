@@ -33,3 +33,14 @@ gpu_bench_train() {
     --steps 10 --warmup 3 --out "$OUT/bench_$preset" > "$OUT/train_bench_$preset.log" 2>&1
   echo "train bench $preset rc=$?"; grep -v -i "warn" "$OUT/train_bench_$preset.log" | tail -n $(( $# + 4 ))
 }
+
+# gpu_compare_libs REF_LIB LIB...: whether each LIB computes outputs bit-identical to REF_LIB's
+# (benchmarks/compare_cutlass_libs.py: packed S, dy, S at three shapes)
+gpu_compare_libs() {
+  local ref=$1; shift
+  ELAS_CUTLASS_LIB=$ref python3 benchmarks/compare_cutlass_libs.py save /tmp/ref_outputs.pt 2>&1 | tail -n 1
+  for lib in "$@"; do
+    echo "$(basename "$lib") vs $(basename "$ref"):"
+    ELAS_CUTLASS_LIB=$lib python3 benchmarks/compare_cutlass_libs.py compare /tmp/ref_outputs.pt 2>&1 | tail -n 3
+  done
+}

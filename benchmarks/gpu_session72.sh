@@ -8,8 +8,7 @@
 gpu_setup "$PWD/.probe/lib_new2.so" || exit 1
 gpu_cutlass_tests new
 # (the comparison ran inline here; it now lives in compare_cutlass_libs.py, same code)
-ELAS_CUTLASS_LIB=$PWD/.probe/lib_old.so python3 benchmarks/compare_cutlass_libs.py save /tmp/old_outputs.pt 2>&1 | tail -n 1
-ELAS_CUTLASS_LIB=$PWD/.probe/lib_new2.so python3 benchmarks/compare_cutlass_libs.py compare /tmp/old_outputs.pt 2>&1 | tail -n 3
+gpu_compare_libs "$PWD/.probe/lib_old.so" "$PWD/.probe/lib_new2.so"
 ELAS_CUTLASS_LIB=$PWD/.probe/lib_old.so gpu_bench_cutlass 16384x4096x256,16384x8192x512 old_s72
 gpu_bench_cutlass 16384x4096x256,16384x8192x512 new2_s72
 faster=$(python3 - "$OUT" <<'PY'

@@ -5,6 +5,5 @@
 . benchmarks/gpu_common.sh
 gpu_setup "$PWD/.probe/lib_review.so" || exit 1
 gpu_cutlass_tests review
-ELAS_CUTLASS_LIB=$PWD/.probe/lib_new4b.so python3 benchmarks/compare_cutlass_libs.py save /tmp/ref.pt 2>&1 | tail -n 1
-python3 benchmarks/compare_cutlass_libs.py compare /tmp/ref.pt 2>&1 | tail -n 3
+gpu_compare_libs "$PWD/.probe/lib_new4b.so" "$PWD/.probe/lib_review.so"
 gpu_bench_cutlass 16384x4096x256,16384x8192x512 review_s78

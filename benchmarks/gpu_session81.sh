@@ -7,10 +7,7 @@
 gpu_setup "$PWD/.probe/lib_s81A.so" || exit 1
 gpu_cutlass_tests A
 ELAS_CUTLASS_LIB=$PWD/.probe/lib_s81B.so gpu_cutlass_tests B
-ELAS_CUTLASS_LIB=$PWD/.probe/libelas_cutlass.so python3 benchmarks/compare_cutlass_libs.py save /tmp/ref.pt 2>&1 | tail -n 1
-for v in A B; do
-  echo "lib $v vs measured:"; ELAS_CUTLASS_LIB=$PWD/.probe/lib_s81$v.so python3 benchmarks/compare_cutlass_libs.py compare /tmp/ref.pt 2>&1 | tail -n 3
-done
+gpu_compare_libs "$PWD/.probe/libelas_cutlass.so" "$PWD/.probe/lib_s81A.so" "$PWD/.probe/lib_s81B.so"
 for round in 1 2; do
   for v in libelas_cutlass lib_s81A lib_s81B; do
     ELAS_CUTLASS_LIB=$PWD/.probe/$v.so gpu_bench_cutlass 16384x4096x256,16384x8192x512 ${v}_s81_$round | tail -n 2

@@ -7,8 +7,7 @@
 . benchmarks/gpu_common.sh
 gpu_setup "$PWD/.probe/lib_s82C.so" || exit 1
 gpu_cutlass_tests C
-ELAS_CUTLASS_LIB=$PWD/.probe/libelas_cutlass.so python3 benchmarks/compare_cutlass_libs.py save /tmp/ref.pt 2>&1 | tail -n 1
-python3 benchmarks/compare_cutlass_libs.py compare /tmp/ref.pt 2>&1 | tail -n 3
+gpu_compare_libs "$PWD/.probe/libelas_cutlass.so" "$PWD/.probe/lib_s82C.so"
 for round in 1 2; do
   for v in libelas_cutlass lib_s82C; do
     ELAS_CUTLASS_LIB=$PWD/.probe/$v.so gpu_bench_cutlass 16384x4096x256,16384x8192x512 ${v}_s82_$round | tail -n 2
