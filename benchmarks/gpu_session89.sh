@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # GPU call (tenth session, review): the shared benchmark pieces run once on the GPU after the
-# refactor: gpu_compare_libs (final library against the measured lib_s82C, ABI override as in
-# gpu_session85 is not needed for a library against itself), bench_cutlass and bench_dv via
-# _common.ffn_operands.
+# refactor: gpu_compare_libs (the final library against itself: a smoke test of the step),
+# bench_cutlass and bench_dv via _common.ffn_operands.
 . benchmarks/gpu_common.sh
 gpu_setup || exit 1
 gpu_compare_libs "$PWD/.probe/libelas_cutlass.so" "$PWD/.probe/libelas_cutlass.so"
