@@ -5,14 +5,10 @@ CUDA graph (no host cost) of
   cublas      h @ U^T alone (what the dense low-rank FFN starts with)
   split       h @ U^T (cuBLAS) then the Triton relu² + 2:4 + compress kernel (the default path)
   cutlass     the CUTLASS GEMM with the 2:4 epilogue (kernels/cutlass/up_relu2_sparse24.cu)
-  cutlass_s   the same kernel also storing the dense S (ELAS_DENSE_S=forward)
 and the speed-up of cutlass over split; for the backward (dS = g @ W, K x N = the transpose):
   grad_cublas g @ W alone
   grad_split  g @ W then the Triton masked dy + dense S pass (the default path)
   grad_cutlass the CUTLASS GEMM whose epilogue writes dy and S (grad_relu2_sparse24.cu)
-  grad_dy     the same kernel writing dy alone
-and fwd_bwd_s / fwd_bwd_dy: the 2:4 work of one layer with S written in the backward (cutlass +
-grad_cutlass) against in the forward (cutlass_s + grad_dy).
 
     python benchmarks/bench_cutlass.py [--csv PATH] [--shapes 16384x8192x512,...]
 
@@ -47,11 +43,9 @@ def kernel_calls(m: int, n: int, k: int) -> dict:
         "cublas": lambda: h @ w.t(),
         "split": lambda: torch.ops.elas.relu2_sparsify24_compress(h @ w.t()),
         "cutlass": lambda: torch.ops.elas.cutlass_up_relu2_sparse24(h, w),
-        "cutlass_s": lambda: torch.ops.elas.cutlass_up_relu2_sparse24_s(h, w),
         "grad_cublas": lambda: g @ wt,
         "grad_split": lambda: torch.ops.elas.relu2_sparsify24_backward_expand(g @ wt, packed, None, "masked", m, n),
         "grad_cutlass": lambda: torch.ops.elas.cutlass_grad_relu2_sparse24(g, wt, packed),
-        "grad_dy": lambda: torch.ops.elas.cutlass_grad_relu2_sparse24_dy(g, wt, packed),
     }
 
 
@@ -62,8 +56,6 @@ def run_shape(m: int, n: int, k: int) -> dict:
             "speedup": ms["split"] / ms["cutlass"],
             "grad_cublas": ms["grad_cublas"], "grad_split": ms["grad_split"], "grad_cutlass": ms["grad_cutlass"],
             "grad_speedup": ms["grad_split"] / ms["grad_cutlass"],
-            "cutlass_s": ms["cutlass_s"], "grad_dy": ms["grad_dy"],
-            "fwd_bwd_s": ms["cutlass"] + ms["grad_cutlass"], "fwd_bwd_dy": ms["cutlass_s"] + ms["grad_dy"],
             "tflops_cutlass": 2 * m * n * k / ms["cutlass"] / 1e9}
 
 
@@ -72,7 +64,7 @@ def main(argv=None) -> None:
     rows = [run_shape(*s) for s in shapes]
     write_csv(csv_path, rows, device_meta())
     cols = ["cublas", "split", "cutlass", "speedup",
-            "grad_cublas", "grad_split", "grad_cutlass", "grad_speedup", "cutlass_s", "grad_dy", "fwd_bwd_s", "fwd_bwd_dy"]
+            "grad_cublas", "grad_split", "grad_cutlass", "grad_speedup"]
     print(f"{'M x N x K':>18} " + " ".join(f"{c:>12}" for c in cols))
     for r in rows:
         print(f"{r['m']}x{r['n']}x{r['k']:<6} " + " ".join(f"{r[c]:12.4f}" for c in cols))

@@ -70,7 +70,6 @@ def variants(d, f_swiglu, r):
         "elas_masked_up_epilogue": lambda: elas_ffn(d, f_swiglu, r, "masked"),
         "elas_masked_grad_epilogue": lambda: elas_ffn(d, f_swiglu, r, "masked"),
         "elas_masked_dv_kernel": lambda: elas_ffn(d, f_swiglu, r, "masked"),
-        "elas_masked_dense_s_forward": lambda: elas_ffn(d, f_swiglu, r, "masked"),
         "elas_masked_triton": lambda: elas_ffn(d, f_swiglu, r, "masked"),
         "elas_masked_cutlass_up": lambda: elas_ffn(d, f_swiglu, r, "masked"),
         "elas_ste": lambda: elas_ffn(d, f_swiglu, r, "ste"),
@@ -82,5 +81,4 @@ def variants(d, f_swiglu, r):
 ENV = {"elas_masked_gemm_epilogue": {"ELAS_FUSED_GEMM": "1"}, "elas_masked_up_epilogue": {"ELAS_FUSED_GEMM": "up"},
        "elas_masked_grad_epilogue": {"ELAS_FUSED_GEMM": "grad"}, "elas_masked_dv_kernel": {"ELAS_DV_KERNEL": "1"},
        # the CUTLASS epilogue kernels (kernels/cutlass_ext): elas_masked uses both where built
-       "elas_masked_dense_s_forward": {"ELAS_DENSE_S": "forward"},
        "elas_masked_triton": {"ELAS_CUTLASS": "0"}, "elas_masked_cutlass_up": {"ELAS_CUTLASS": "up"}}

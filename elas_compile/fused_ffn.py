@@ -21,11 +21,6 @@ the compressed operand tile by tile (``elas::tn_sparse24_mm``), and the CUTLASS 
 writes dy alone (``elas::cutlass_grad_relu2_sparse24_dy``): 0.103 + 0.161 ms against 0.144 + 0.067
 for the dense S and cuBLAS at 350m's FFN (H100, docs/kernels.md).
 
-``ELAS_DENSE_S=forward`` has the CUTLASS up kernel also write the dense S, which autograd saves
-(a tokens x F bf16 tensor a layer more activation memory); the grad kernel then writes dy alone
-and dVdown reads the saved S: the up kernel is not memory-bound and hides part of the store, the
-grad kernel is. ``backward`` (the default) keeps S compressed until the backward.
-
 CUTLASS kernels (Hopper, optional library: ``kernels/cutlass_ext``): ``elas::cutlass_up_relu2_sparse24``
 computes the compressed S in the up GEMM's epilogue (y never in memory), and in ``masked`` mode
 ``elas::cutlass_grad_relu2_sparse24`` computes dy and S in the dS GEMM's epilogue (dS never in
@@ -85,16 +80,6 @@ def use_cutlass(which: str, t: torch.Tensor, m: int, n: int, k: int) -> bool:
     return reason is None
 
 
-def dense_s_from_forward() -> bool:
-    """Whether the CUTLASS up kernel also writes the dense S and autograd saves it for dVdown
-    (``ELAS_DENSE_S=forward``; more activation memory: a tokens x F bf16 tensor a layer), instead of
-    the grad kernel writing it in the backward (``backward``, the default)."""
-    value = os.environ.get("ELAS_DENSE_S", "backward")
-    if value not in ("forward", "backward"):
-        raise ValueError(f"ELAS_DENSE_S must be 'forward' or 'backward', got {value!r}")
-    return value == "forward"
-
-
 def dv_kernel() -> bool:
     """Whether dVdown = g^T @ S reads S compressed (else: expanded, then cuBLAS)."""
     return os.environ.get("ELAS_DV_KERNEL", "0") == "1"
@@ -111,11 +96,8 @@ def lowrank_relu2_sparse24_linear(h: torch.Tensor, w_up_u: torch.Tensor, w_down_
     m = h2.shape[0]
     mp = _padded(m)
     if mode == "masked" and use_cutlass("up", h2, mp, f, r_in):
-        if dense_s_from_forward():  # saved_y carries the dense S to the backward
-            packed, saved_y = torch.ops.elas.cutlass_up_relu2_sparse24_s(_pad_rows(h2, mp), w_up_u)
-        else:
-            packed = torch.ops.elas.cutlass_up_relu2_sparse24(_pad_rows(h2, mp), w_up_u)
-            saved_y = h2.new_empty(0)
+        packed = torch.ops.elas.cutlass_up_relu2_sparse24(_pad_rows(h2, mp), w_up_u)
+        saved_y = h2.new_empty(0)
     elif fused_gemms("up"):
         packed, saved_y = torch.ops.elas.up_relu2_sparsify24_compress(_pad_rows(h2, mp), w_up_u, mode == "ste")
     else:
@@ -142,17 +124,16 @@ def _backward(ctx, grad_out, _grad_packed, _grad_y):
     mp = _padded(m)
     g = _pad_rows(grad_out.reshape(-1, w_down_v.shape[0]), mp)
     y = saved_y if ctx.mode == "ste" else None
-    s = saved_y if ctx.mode == "masked" and saved_y.numel() else None  # the dense S, from the forward
-    use_dv_kernel = s is None and dv_kernel() and g.shape[1] % 16 == 0
-    need_s = s is None and not use_dv_kernel  # else dy alone
+    use_dv_kernel = dv_kernel() and g.shape[1] % 16 == 0
+    s = None  # the dense S, when the dy pass wrote it
     if ctx.mode == "masked" and use_cutlass("grad", g, mp, f, g.shape[1]):
-        if need_s:
-            grad_y, s = torch.ops.elas.cutlass_grad_relu2_sparse24(g, w_down_v, packed)
-        else:
+        if use_dv_kernel:  # dy alone: dVdown reads the compressed S
             grad_y = torch.ops.elas.cutlass_grad_relu2_sparse24_dy(g, w_down_v, packed)
+        else:
+            grad_y, s = torch.ops.elas.cutlass_grad_relu2_sparse24(g, w_down_v, packed)
     elif fused_gemms("grad"):  # experimental kernels (see the module docstring)
         grad_y = torch.ops.elas.grad_relu2_sparse24(g, w_down_v, packed, y, ctx.mode)
-    elif not need_s:
+    elif use_dv_kernel:
         grad_y = torch.ops.elas.relu2_sparsify24_backward(g @ w_down_v, packed, y, ctx.mode, mp, f)
     else:  # dy and the transient dense S from one pass over dS and packed
         grad_y, s = torch.ops.elas.relu2_sparsify24_backward_expand(g @ w_down_v, packed, y, ctx.mode, mp, f)

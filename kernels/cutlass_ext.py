@@ -5,9 +5,6 @@
   the 2:4 selection and the compressed store (``kernels/cutlass/up_relu2_sparse24.cu``): y never
   reaches memory. Same result as ``relu2_sparsify24_compress(h @ w^T)`` except that relu² is
   taken of the float32 accumulator (one rounding instead of two).
-* ``elas::cutlass_up_relu2_sparse24_s(Tensor h, Tensor w) -> (Tensor, Tensor)``: the same packed S
-  and the dense S (row-major, the dropped elements 0) from the same epilogue, for a backward that
-  takes S from the forward instead of having the (memory-bound) grad kernel write it.
 * ``elas::cutlass_grad_relu2_sparse24(Tensor g, Tensor w, Tensor packed) -> (Tensor, Tensor)``: the
   masked backward of that step from one GEMM dS = g @ w (w: K x N) whose epilogue reads the
   compressed S: ``dy = dS * 2 sqrt(S)`` where S keeps a value, else 0, and the dense ``S``
@@ -40,7 +37,7 @@ from .cslt_layout import (
 )
 from .reference import relu2
 
-ABI = 5
+ABI = 4
 
 
 @functools.cache
@@ -58,7 +55,7 @@ def library() -> ctypes.CDLL | None:
         return None
     ptr, i32 = ctypes.c_void_p, ctypes.c_int
     lib.elas_up_relu2_sparse24.restype = i32
-    lib.elas_up_relu2_sparse24.argtypes = [ptr, ptr, ptr, ptr, i32, i32, i32, ptr, i32, i32, ptr]
+    lib.elas_up_relu2_sparse24.argtypes = [ptr, ptr, ptr, i32, i32, i32, ptr, i32, i32, ptr]
     lib.elas_grad_relu2_sparse24.restype = i32
     lib.elas_grad_relu2_sparse24.argtypes = [ptr, ptr, ptr, ptr, ptr, i32, i32, i32, ptr, i32, i32, ptr]
     return lib
@@ -106,15 +103,12 @@ def _call(name: str, fn, device: torch.device, m: int, n: int, k: int, *args, ch
                            "(kernels/cutlass/sparse24_epilogue.cuh)")
 
 
-def _launch_up(h: torch.Tensor, w: torch.Tensor, check: bool,
-               with_s: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _launch_up(h: torch.Tensor, w: torch.Tensor, check: bool) -> torch.Tensor:
     (m, k), n = h.shape, w.shape[0]
     packed = torch.empty(packed_shape(m, n), dtype=h.dtype, device=h.device)
-    s = torch.empty(m, n, dtype=h.dtype, device=h.device) if with_s else None
-    fn = functools.partial(library().elas_up_relu2_sparse24, h.data_ptr(), w.data_ptr(), packed.data_ptr(),
-                           s.data_ptr() if with_s else None)
+    fn = functools.partial(library().elas_up_relu2_sparse24, h.data_ptr(), w.data_ptr(), packed.data_ptr())
     _call("cutlass_up_relu2_sparse24", fn, h.device, m, n, k, check=check)
-    return packed, s
+    return packed
 
 
 def _launch_grad(g: torch.Tensor, w: torch.Tensor, packed: torch.Tensor, check: bool,
@@ -128,11 +122,9 @@ def _launch_grad(g: torch.Tensor, w: torch.Tensor, packed: torch.Tensor, check: 
     return dy, s
 
 
-def up_relu2_sparse24_check(h: torch.Tensor, w: torch.Tensor, with_s: bool = False):
-    """The CUDA kernel with its layout self-check on (syncs the device; for tests): packed, or
-    (packed, dense S) with ``with_s``."""
-    packed, s = _launch_up(h.contiguous(), w.contiguous(), check=True, with_s=with_s)
-    return (packed, s) if with_s else packed
+def up_relu2_sparse24_check(h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """The CUDA kernel with its layout self-check on (syncs the device; for tests)."""
+    return _launch_up(h.contiguous(), w.contiguous(), check=True)
 
 
 def grad_relu2_sparse24_check(g: torch.Tensor, w: torch.Tensor, packed: torch.Tensor, with_s: bool = True):
@@ -158,30 +150,12 @@ def cutlass_up_relu2_sparse24(h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     if h.device.type != "cuda":
         return compress24_reference(relu2(h.float() @ w.float().t()).to(h.dtype))
     _require_gpu_kernel("cutlass_up_relu2_sparse24", h, m, n, k)
-    return _launch_up(h.contiguous(), w.contiguous(), check=False)[0]
+    return _launch_up(h.contiguous(), w.contiguous(), check=False)
 
 
 @cutlass_up_relu2_sparse24.register_fake
 def _(h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return h.new_empty(packed_shape(h.shape[0], w.shape[0]))
-
-
-@torch.library.custom_op("elas::cutlass_up_relu2_sparse24_s", mutates_args=())
-def cutlass_up_relu2_sparse24_s(h: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(packed, S): :func:`cutlass_up_relu2_sparse24` and the dense 2:4 S it compresses (M x N)."""
-    m, k = h.shape
-    n = w.shape[0]
-    check_cslt_shape(m, n, h.dtype)
-    if h.device.type != "cuda":
-        packed = compress24_reference(relu2(h.float() @ w.float().t()).to(h.dtype))
-        return packed, decompress24_reference(packed, m, n)
-    _require_gpu_kernel("cutlass_up_relu2_sparse24_s", h, m, n, k)
-    return _launch_up(h.contiguous(), w.contiguous(), check=False, with_s=True)
-
-
-@cutlass_up_relu2_sparse24_s.register_fake
-def _(h: torch.Tensor, w: torch.Tensor):
-    return h.new_empty(packed_shape(h.shape[0], w.shape[0])), h.new_empty(h.shape[0], w.shape[0])
 
 
 @torch.library.custom_op("elas::cutlass_grad_relu2_sparse24", mutates_args=())

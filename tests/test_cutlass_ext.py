@@ -34,43 +34,13 @@ def test_grad_reference_is_the_default_backward():
     assert torch.equal(s, ref_s) and torch.equal(dy, ref_dy)
 
 
-def test_up_with_s_reference_is_packed_and_its_expansion():
-    h, w = exact((128, 16), 6), exact((192, 16), 7)
-    packed, s = torch.ops.elas.cutlass_up_relu2_sparse24_s(h, w)
-    assert torch.equal(packed.view(torch.int16), torch.ops.elas.cutlass_up_relu2_sparse24(h, w).view(torch.int16))
-    assert torch.equal(s, L.decompress24_reference(packed, 128, 192))
-
-
-def test_ffn_dense_s_from_forward_matches_default(monkeypatch):
-    """ELAS_DENSE_S=forward (the up op's dense S saved for dVdown, dy alone in the backward) gives the
-    default path's output and gradients. The CPU runs the CUTLASS ops' references: the FFN is told
-    the up kernel can run, the grad kernel not (its dy-only reference path)."""
-    torch.manual_seed(1)
-    args = [torch.randn(*s, dtype=torch.bfloat16, requires_grad=True) for s in ((64, 32), (128, 32), (16, 128))]
-    runs = []
-    for where in ("backward", "forward"):
-        monkeypatch.setenv("ELAS_DENSE_S", where)
-        monkeypatch.setattr(fused_ffn, "use_cutlass", lambda which, *a: which == "up")
-        out = fused_ffn.lowrank_relu2_sparse24(*args, "masked")
-        runs.append((out, *torch.autograd.grad(out.float().square().sum(), args)))
-    for a, b in zip(*runs):
-        assert torch.equal(a, b)
-
-
-def test_dense_s_setting_is_checked(monkeypatch):
-    monkeypatch.setenv("ELAS_DENSE_S", "sometimes")
-    with pytest.raises(ValueError, match="ELAS_DENSE_S must be"):
-        fused_ffn.dense_s_from_forward()
-
-
 def test_fake_shapes():
     from torch._subclasses.fake_tensor import FakeTensorMode
     with FakeTensorMode():
         h, w = torch.empty(128, 32, dtype=torch.bfloat16), torch.empty(256, 32, dtype=torch.bfloat16)
         packed = torch.ops.elas.cutlass_up_relu2_sparse24(h, w)
         dy, s = torch.ops.elas.cutlass_grad_relu2_sparse24(h, w.t(), packed)
-        packed2, s2 = torch.ops.elas.cutlass_up_relu2_sparse24_s(h, w)
-    assert packed.shape == packed2.shape == L.packed_shape(128, 256) and dy.shape == s.shape == s2.shape == (128, 256)
+    assert packed.shape == L.packed_shape(128, 256) and dy.shape == s.shape == (128, 256)
 
 
 def test_ffn_asked_for_cutlass_on_cpu_warns_once_and_matches(monkeypatch):

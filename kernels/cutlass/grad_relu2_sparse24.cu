@@ -39,6 +39,37 @@ __device__ __forceinline__ uint32_t grad_pair(float ds0, float ds1, uint32_t s) 
   return *reinterpret_cast<uint32_t*>(&p);
 }
 
+// v[j] of lane q = lane % 4 (its column pair of 8-column chunk j) becomes v[p] = lane p's v[q]: after
+// the 4 x 4 transpose inside the quad, lane q holds chunk q's 8 contiguous columns. Two rounds: the
+// elements whose index differs from q in bit 0, then bit 1, move to the partner lane.
+__device__ __forceinline__ void quad_transpose(uint32_t (&v)[4], int lane) {
+  bool const b0 = lane & 1, b1 = lane & 2;
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    uint32_t const got = __shfl_xor_sync(0xffffffffu, b0 ? v[2 * i] : v[2 * i + 1], 1);
+    if (b0) v[2 * i] = got; else v[2 * i + 1] = got;
+  }
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    uint32_t const got = __shfl_xor_sync(0xffffffffu, b1 ? v[i] : v[i + 2], 2);
+    if (b1) v[i] = got; else v[i + 2] = got;
+  }
+}
+
+// rows r (even slots) and r + 8 (odd slots) of one 32-column block, slots as in sparse24_epilogue.cuh,
+// stored as 16 contiguous bytes per row (row-major M x N bf16, as N / 2 bf16 pairs per row)
+__device__ __forceinline__ void store_block(uint32_t* out, uint32_t const (&slots)[8], int row, int col, int N,
+                                            int lane, bool inside) {
+  uint32_t lo[4] = {slots[0], slots[2], slots[4], slots[6]}, hi[4] = {slots[1], slots[3], slots[5], slots[7]};
+  quad_transpose(lo, lane);
+  quad_transpose(hi, lane);
+  if (inside) {
+    uint32_t* p = out + size_t(row) * (N / 2) + (col + 8 * (lane & 3)) / 2;
+    *reinterpret_cast<uint4*>(p) = make_uint4(lo[0], lo[1], lo[2], lo[3]);
+    *reinterpret_cast<uint4*>(p + size_t(4) * N) = make_uint4(hi[0], hi[1], hi[2], hi[3]);  // row + 8
+  }
+}
+
 struct GradOutputs {
   uint32_t* dy = nullptr;  // M x N bf16, as bf16 pairs
   uint32_t* s = nullptr;   // may be null: S is not stored (a dV GEMM that reads the compressed S)

@@ -70,54 +70,6 @@ __device__ __forceinline__ void expand_block(uint4 in, uint32_t word, int lane, 
   }
 }
 
-// v[j] of lane q = lane % 4 (its column pair of 8-column chunk j) becomes v[p] = lane p's v[q]: after
-// the 4 x 4 transpose inside the quad, lane q holds chunk q's 8 contiguous columns. Two rounds: the
-// elements whose index differs from q in bit 0, then bit 1, move to the partner lane.
-__device__ __forceinline__ void quad_transpose(uint32_t (&v)[4], int lane) {
-  bool const b0 = lane & 1, b1 = lane & 2;
-#pragma unroll
-  for (int i = 0; i < 2; ++i) {
-    uint32_t const got = __shfl_xor_sync(0xffffffffu, b0 ? v[2 * i] : v[2 * i + 1], 1);
-    if (b0) v[2 * i] = got; else v[2 * i + 1] = got;
-  }
-#pragma unroll
-  for (int i = 0; i < 2; ++i) {
-    uint32_t const got = __shfl_xor_sync(0xffffffffu, b1 ? v[i] : v[i + 2], 2);
-    if (b1) v[i] = got; else v[i + 2] = got;
-  }
-}
-
-// rows r (even slots) and r + 8 (odd slots) of one 32-column block, slots as in expand_block,
-// stored as 16 contiguous bytes per row (row-major M x N bf16, as N / 2 bf16 pairs per row)
-__device__ __forceinline__ void store_block(uint32_t* out, uint32_t const (&slots)[8], int row, int col, int N,
-                                            int lane, bool inside) {
-  uint32_t lo[4] = {slots[0], slots[2], slots[4], slots[6]}, hi[4] = {slots[1], slots[3], slots[5], slots[7]};
-  quad_transpose(lo, lane);
-  quad_transpose(hi, lane);
-  if (inside) {
-    uint32_t* p = out + size_t(row) * (N / 2) + (col + 8 * (lane & 3)) / 2;
-    *reinterpret_cast<uint4*>(p) = make_uint4(lo[0], lo[1], lo[2], lo[3]);
-    *reinterpret_cast<uint4*>(p + size_t(4) * N) = make_uint4(hi[0], hi[1], hi[2], hi[3]);  // row + 8
-  }
-}
-
-// This lane's slots of one 32-column block (its relu² pairs, slots as in expand_block) with the
-// elements the 2:4 rule dropped set to 0: the dense S. `word` is the metadata word this lane
-// stored (even lanes: the nibbles of its groups in column blocks 0 and 2, odd lanes 1 and 3, for
-// rows r and r + 8); the even lane's pair is elements 0, 1 of its group, the odd lane's 2, 3.
-__device__ __forceinline__ void mask_block(uint32_t (&slots)[8], uint32_t word, int lane) {
-  bool const odd = lane & 1;
-  uint32_t const other = __shfl_xor_sync(0xffffffffu, word, 1);
-  uint32_t const word_a = odd ? other : word, word_b = odd ? word : other;
-#pragma unroll
-  for (int s = 0; s < 8; ++s) {  // s = 2 j + rr
-    int const j = s >> 1, rr = s & 1;
-    uint32_t const nib = ((j & 1) ? word_b : word_a) >> (4 * rr + (j >= 2 ? 8 : 0)) & 0xfu;
-    uint32_t const keep = ((1u << (nib & 3)) | (1u << (nib >> 2))) >> (odd ? 2 : 0);
-    slots[s] &= ((keep & 1u) ? 0x0000ffffu : 0u) | ((keep & 2u) ? 0xffff0000u : 0u);
-  }
-}
-
 // What both 2:4 epilogues share: their arguments (the compressed buffer's two regions, `Word`
 // uint32_t or const for the kernel that reads them, plus the kernel's own `Outputs`), CUTLASS's
 // static hooks for a register-only epilogue (Sm90TmaWarpSpecializedAdapter; no workspace; M and N

@@ -20,8 +20,7 @@
 // the two consumer warpgroups, the kernel is CUTLASS's ping-pong kernel with the epilogues allowed to
 // overlap (kernels/cutlass_pingpong.py derives it at build time): at K = 256 the epilogue is longer
 // than the main loop, and overlapping them took 16384 x 4096 x 256 from 0.115 to 0.092 ms
-// (docs/kernels.md). Relu2Sparse24Direct<true> also stores the dense S (row-major M x N bf16, the
-// dropped elements 0) for a backward that reads it. With `check` set, the kernel also verifies the accumulator coordinates against
+// (docs/kernels.md). With `check` set, the kernel also verifies the accumulator coordinates against
 // CUTLASS's partition of the tile and raises *err otherwise.
 //
 // Built by elas_compile.kernels.cutlass_build into a shared library with a C entry point
@@ -47,9 +46,8 @@ __device__ __forceinline__ uint32_t relu2_pair(float a, float b) {
 }
 
 // One 32-column block of one owned row: words[2j + rr] is this lane's column pair of column block
-// j (0..3) at row r (rr = 0) or r + 8 (rr = 1) (sparse24_epilogue.cuh's layout). Returns the
-// metadata word this lane stored.
-__device__ __forceinline__ uint32_t rank_store_block(uint32_t const (&words)[8], int m_row, int n_tile, int M, int N,
+// j (0..3) at row r (rr = 0) or r + 8 (rr = 1) (sparse24_epilogue.cuh's layout).
+__device__ __forceinline__ void rank_store_block(uint32_t const (&words)[8], int m_row, int n_tile, int M, int N,
                                                  uint32_t* values, uint16_t* meta, int lane) {
   bool const odd = lane & 1, high = lane & 2;
   uint32_t got[4];
@@ -78,20 +76,10 @@ __device__ __forceinline__ uint32_t rank_store_block(uint32_t const (&words)[8],
     *reinterpret_cast<uint4*>(row + (high ? 4 : 0)) = out;
     meta[meta_word(m_row & ~8, n_tile, ((lane >> 1) & 1) + (odd ? 2 : 0), N)] = uint16_t(word);
   }
-  return word;
 }
 
-struct UpOutputs {
-  uint32_t* s = nullptr;  // M x N bf16 (as bf16 pairs): the dense S, when StoreS
-};
-
-// StoreS: whether the epilogue also stores the dense S (for a backward that reads it instead of
-// having the grad kernel write it: the up kernel has time to spare for the store, the grad kernel is
-// memory-bound); a template parameter as in the grad kernel.
-template <bool StoreS>
-struct Relu2Sparse24Direct : Sparse24Direct<uint32_t, uint16_t, UpOutputs> {
-  using Base = Sparse24Direct<uint32_t, uint16_t, UpOutputs>;
-  using Base::Base;
+struct Relu2Sparse24Direct : Sparse24Direct<uint32_t, uint16_t> {
+  using Sparse24Direct::Sparse24Direct;
 
   template <class ProblemShapeMNKL, class BlockShapeMNK, class BlockCoordMNKL, class FrgEngine, class FrgLayout,
             class TiledMma, class ResidueMNK>
@@ -113,39 +101,23 @@ struct Relu2Sparse24Direct : Sparse24Direct<uint32_t, uint16_t, UpOutputs> {
           int const i = acc_index<TN>(hm, b, s);
           words[s] = relu2_pair(acc(i), acc(i + 1));
         }
-        int const row = r0 + 64 * hm, col = (c0 & ~31) + 32 * b;
-        uint32_t const word = rank_store_block(words, row + (odd ? 8 : 0), col, M, N, this->params.values,
-                                               this->params.meta, lane);
-        if constexpr (StoreS) {
-          mask_block(words, word, lane);
-          store_block(this->params.s, words, row, col, N, lane, row < M && col < N);
-        }
+        rank_store_block(words, r0 + 64 * hm + (odd ? 8 : 0), (c0 & ~31) + 32 * b, M, N, params.values, params.meta, lane);
       }
     }
   }
 };
 
-template <bool StoreS>  // U: N x K row-major
-using UpGemm = typename sm90::ConcurrentGemm<cutlass::layout::ColumnMajor, Relu2Sparse24Direct<StoreS>>::Gemm;
+using UpGemm = sm90::ConcurrentGemm<cutlass::layout::ColumnMajor, Relu2Sparse24Direct>::Gemm;  // U: N x K row-major
 
-template <bool StoreS>
-int up_gemm(const void* h, const void* u, void* packed, void* s, int M, int N, int K, int* err, int check,
-            int sm_count, cudaStream_t stream) {
-  using Gemm = UpGemm<StoreS>;
-  auto [sa, sb, sc, sd] = sm90::packed_strides<Gemm>(M, N, K);
-  typename Relu2Sparse24Direct<StoreS>::Arguments store{
-      {static_cast<uint32_t*>(s)}, reinterpret_cast<uint32_t*>(packed),
-      reinterpret_cast<uint16_t*>(packed) + size_t(M) * N / 2, err, check};
-  typename Gemm::Arguments args{cutlass::gemm::GemmUniversalMode::kGemm, {M, N, K, 1},
-                                {static_cast<const BF16*>(h), sa, static_cast<const BF16*>(u), sb},
-                                store, cutlass::KernelHardwareInfo{0, sm_count}};
-  return sm90::launch<Gemm>(args, stream);
-}
-
-int up_relu2_sparse24(const void* h, const void* u, void* packed, void* s, int M, int N, int K, int* err, int check,
+int up_relu2_sparse24(const void* h, const void* u, void* packed, int M, int N, int K, int* err, int check,
                       int sm_count, cudaStream_t stream) {
-  return s ? up_gemm<true>(h, u, packed, s, M, N, K, err, check, sm_count, stream)
-           : up_gemm<false>(h, u, packed, s, M, N, K, err, check, sm_count, stream);
+  auto [sa, sb, sc, sd] = sm90::packed_strides<UpGemm>(M, N, K);
+  Relu2Sparse24Direct::Arguments store{
+      {}, reinterpret_cast<uint32_t*>(packed), reinterpret_cast<uint16_t*>(packed) + size_t(M) * N / 2, err, check};
+  typename UpGemm::Arguments args{cutlass::gemm::GemmUniversalMode::kGemm, {M, N, K, 1},
+                                  {static_cast<const BF16*>(h), sa, static_cast<const BF16*>(u), sb},
+                                  store, cutlass::KernelHardwareInfo{0, sm_count}};
+  return sm90::launch<UpGemm>(args, stream);
 }
 
 }  // namespace elas
@@ -153,15 +125,14 @@ int up_relu2_sparse24(const void* h, const void* u, void* packed, void* s, int M
 extern "C" {
 
 // the version of the entry points' arguments (bumped on any change; cutlass_ext.ABI); 4: the grad
-// kernel's s may be null; 5: the up kernel's s (the dense S, may be null)
-int elas_cutlass_abi() { return 5; }
+// kernel's s may be null
+int elas_cutlass_abi() { return 4; }
 
-// packed must hold M*N*9/16 bf16 elements; s (may be null: not stored) M*N; err one int on the
-// device (only written when check). Returns 0, or 1 (shape not supported), 2 (initialize failed),
-// 3 (launch failed).
-int elas_up_relu2_sparse24(const void* h, const void* u, void* packed, void* s, int M, int N, int K,
+// packed must hold M*N*9/16 bf16 elements; err one int on the device (only written when check).
+// Returns 0, or 1 (shape not supported), 2 (initialize failed), 3 (launch failed).
+int elas_up_relu2_sparse24(const void* h, const void* u, void* packed, int M, int N, int K,
                            int* err, int check, int sm_count, void* stream) {
-  return elas::up_relu2_sparse24(h, u, packed, s, M, N, K, err, check, sm_count, static_cast<cudaStream_t>(stream));
+  return elas::up_relu2_sparse24(h, u, packed, M, N, K, err, check, sm_count, static_cast<cudaStream_t>(stream));
 }
 
 }  // extern "C"

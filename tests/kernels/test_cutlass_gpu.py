@@ -65,19 +65,6 @@ def test_random_inputs_match_reference(m, n, k):
     torch.testing.assert_close(got.float(), want, rtol=2e-2, atol=2e-2 * want.abs().max().item())
 
 
-@pytest.mark.parametrize("m,n,k", SHAPES)
-def test_up_with_dense_s(m, n, k):
-    """The kernel storing the dense S too: the same packed S bit for bit, and S its expansion."""
-    g = torch.Generator(device=DEV).manual_seed(5 * m + k)
-    h = torch.randn(m, k, device=DEV, generator=g).bfloat16()
-    w = (torch.randn(n, k, device=DEV, generator=g) / k**0.5).bfloat16()
-    packed, s = C.up_relu2_sparse24_check(h, w, with_s=True)
-    assert torch.equal(packed, C.up_relu2_sparse24_check(h, w))
-    assert torch.equal(s.cpu(), L.decompress24_reference(packed.cpu(), m, n))
-    op_packed, op_s = torch.ops.elas.cutlass_up_relu2_sparse24_s(h, w)
-    assert torch.equal(op_packed, packed) and torch.equal(op_s, s)
-
-
 def test_cuda_graph_and_compile():
     h = torch.randn(512, 256, device=DEV).bfloat16()
     w = (torch.randn(1024, 256, device=DEV) / 16).bfloat16()
