@@ -1,7 +1,8 @@
 """Where a training step's GPU time goes: kernel time per category, per variant (GPU only).
 
 Builds each variant as ``elas-compile bench`` does (same model, optimizer, step), compiles it in
-the default mode (no CUDA graphs, so the profiler sees every kernel), runs warm-up steps, times
+the default mode (no CUDA graphs; ``--compile-mode reduce-overhead`` profiles the CUDA graphs'
+replays, whose kernels the profiler also lists on recent CUDA), runs warm-up steps, times
 ``--steps`` steps with CUDA events, then profiles ``--profile-steps`` steps with torch.profiler and
 sums the kernels' device time per category (GEMM, cuSPARSELt, attention, Inductor's fused kernels,
 optimizer, loss, ...). Prints a table (ms per step) and the top kernels of each variant, writes CSV.
@@ -92,6 +93,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--profile-steps", type=int, default=2)
     ap.add_argument("--top", type=int, default=25, help="kernels listed per variant")
+    ap.add_argument("--compile-mode", default=None, help="torch.compile mode (default: Inductor's default)")
     ap.add_argument("--csv", default="step_profile.csv")
     args = ap.parse_args()
     if not torch.cuda.is_available():
@@ -99,7 +101,7 @@ def main() -> None:
     from elas_compile.train.bench import _cleanup
     from elas_compile.train.runtime import make_runtime
 
-    rt = make_runtime("cuda", "auto", True)
+    rt = make_runtime("cuda", "auto", True, compile_mode=args.compile_mode)
     rows, top = [], []
     for loss in args.loss:
         for name in args.variants:
