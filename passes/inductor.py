@@ -13,10 +13,10 @@ import torch
 from torch._inductor import config as inductor_config
 from torch._inductor.custom_graph_pass import CustomGraphPass, get_hash_for_files
 
-from elas_compile.passes import fusion, trig_tables
+from elas_compile.passes import fusion, layout_copies, trig_tables
 
 _FILES = tuple(os.path.join(os.path.dirname(__file__), f)
-               for f in ("fusion.py", "eligibility.py", "inductor.py", "trig_tables.py"))
+               for f in ("fusion.py", "eligibility.py", "inductor.py", "trig_tables.py", "layout_copies.py"))
 
 
 class _ELASPass(CustomGraphPass):
@@ -49,6 +49,21 @@ class TrigTablePass(_ELASPass):
 
     rewrite = staticmethod(trig_tables.materialize_trig_tables)
     name = "elas_trig_tables"
+
+
+class LayoutCopyPass(_ELASPass):
+    """Skips the copies of permuted tensors already laid out as asked (layout_copies.py);
+    ``ELAS_LAYOUT_COPIES=keep`` leaves them (for A/B measurements)."""
+
+    rewrite = staticmethod(layout_copies.skip_layout_copies)
+    name = "elas_layout_copies"
+
+    def __call__(self, graph: torch.fx.Graph) -> None:
+        if os.environ.get("ELAS_LAYOUT_COPIES", "skip") != "keep":
+            type(self).rewrite(graph)
+
+    def uuid(self) -> bytes:
+        return get_hash_for_files(_FILES, extra=self.name + os.environ.get("ELAS_LAYOUT_COPIES", "skip"))
 
 
 class ChainedPass(CustomGraphPass):
@@ -93,14 +108,21 @@ def _chain(option: str, new_pass) -> None:
 
 
 def install_trig_tables() -> None:
-    """Add only the sin/cos table pass (any LLaMA-like model gains from it: the training CLI
-    installs it for every variant, baselines included, so that comparisons stay fair)."""
+    """Add only the sin/cos table pass."""
     _chain("post_grad_custom_post_pass", TrigTablePass())
+
+
+def install_step_passes() -> None:
+    """Add the passes any LLaMA-like model gains from, ELAS or not: the sin/cos tables once and no
+    copies of tensors already laid out as asked (the training CLI installs them for every variant,
+    baselines included, so that comparisons stay fair)."""
+    _chain("post_grad_custom_post_pass", TrigTablePass())
+    _chain("post_grad_custom_post_pass", LayoutCopyPass())
 
 
 # every pass this module installs, by Inductor option, in the order they run
 _INSTALLED = (("pre_grad_custom_pass", ELASPreGradPass), ("post_grad_custom_post_pass", ELASPostGradPass),
-              ("post_grad_custom_post_pass", TrigTablePass))
+              ("post_grad_custom_post_pass", TrigTablePass), ("post_grad_custom_post_pass", LayoutCopyPass))
 
 
 def install() -> None:

@@ -33,13 +33,13 @@ class Runtime:
 
     def compile_model(self, model, backend: str = "inductor"):
         """``torch.compile(model)`` in ``compile_mode``, or ``model`` when not compiling. Every
-        compiled variant, baselines included, gets the RoPE sin/cos table pass
-        (``elas_compile.passes.trig_tables``)."""
+        compiled variant, baselines included, gets the passes any LLaMA-like model gains from
+        (``elas_compile.passes.trig_tables``, ``elas_compile.passes.layout_copies``)."""
         if not self.compile:
             return model
         from elas_compile.passes import inductor
 
-        inductor.install_trig_tables()
+        inductor.install_step_passes()
         return torch.compile(model, mode=self.compile_mode, backend=backend)
 
     def step_begin(self) -> None:
