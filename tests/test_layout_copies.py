@@ -1,12 +1,11 @@
 """The layout-copy pass: contiguous copies of permuted read-only tensors go through
 ``elas.contiguous``, which Inductor computes as a view when the buffer already has that layout."""
-import contextlib
-
 import pytest
 import torch
 from torch._dynamo.utils import counters
 from torch._inductor.utils import run_and_get_code
 
+from compile_helpers import fresh_compile
 from elas_compile.passes import inductor, layout_copies
 from tiny_models import VOCAB, llama
 
@@ -67,20 +66,6 @@ def test_lowering_is_a_view_when_the_layout_is_already_contiguous():
     assert "cpp_fused_contiguous" in code or "cpp_fused_clone" in code  # one copy (transpose)
 
 
-@contextlib.contextmanager
-def _step_passes(install):
-    torch._dynamo.reset()
-    counters.clear()
-    if install:
-        inductor.install_step_passes()
-    try:
-        with torch._inductor.config.patch(fx_graph_cache=False):
-            yield
-    finally:
-        inductor.uninstall()
-        torch._dynamo.reset()
-
-
 def test_compiled_llama_step_with_the_pass_matches_eager():
     """The attention backward's permuted gradients are rewritten; loss and gradients as eager."""
     model = llama()
@@ -89,7 +74,7 @@ def test_compiled_llama_step_with_the_pass_matches_eager():
     eager.backward()
     want = {n: p.grad.clone() for n, p in model.named_parameters()}
     model.zero_grad(set_to_none=True)
-    with _step_passes(install=True):
+    with fresh_compile(inductor.install_step_passes):
         loss = torch.compile(model)(input_ids=ids, labels=ids).loss
         loss.backward()
     assert counters["elas"]["layout_copy_skipped"] >= 2  # per layer, in the backward graph
@@ -114,7 +99,7 @@ def test_cuda_llama_step_has_no_identity_copies_and_the_same_gradients(monkeypat
     for setting in ("keep", "skip"):
         monkeypatch.setenv("ELAS_LAYOUT_COPIES", setting)
         model.zero_grad(set_to_none=True)
-        with _step_passes(install=True), torch.autocast("cuda", dtype=torch.bfloat16):
+        with fresh_compile(inductor.install_step_passes), torch.autocast("cuda", dtype=torch.bfloat16):
             def step():
                 loss = torch.compile(model)(input_ids=ids, labels=ids).loss
                 loss.backward()

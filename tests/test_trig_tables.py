@@ -1,11 +1,10 @@
 """The RoPE sin/cos table pass: tables read by several consumers are computed once."""
-import contextlib
-
 import pytest
 import torch
 from torch._dynamo.utils import counters
 from torch._inductor.utils import run_and_get_code
 
+from compile_helpers import fresh_compile
 from elas_compile.passes import inductor, trig_tables
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -31,22 +30,6 @@ def _inputs(device, layers=3):
     return pos.to(device), inv_freq.to(device), [torch.randn(4, 32, 16).to(device) for _ in range(layers)]
 
 
-@contextlib.contextmanager
-def _fresh_compile(install):
-    """A clean Dynamo state, the pass installed or not, no FX graph cache (a cache hit skips the
-    passes and their counters); everything removed afterwards."""
-    torch._dynamo.reset()
-    counters.clear()
-    if install:
-        inductor.install_trig_tables()
-    try:
-        with torch._inductor.config.patch(fx_graph_cache=False):
-            yield
-    finally:
-        inductor.uninstall()
-        torch._dynamo.reset()
-
-
 def test_pass_counts_consumers_through_casts_and_views():
     g = torch.fx.Graph()
     x = g.placeholder("x")
@@ -66,7 +49,7 @@ def test_pass_counts_consumers_through_casts_and_views():
 
 def _compiled_code(device, install, layers=3):
     pos, inv_freq, qs = _inputs(device, layers)
-    with _fresh_compile(install):
+    with fresh_compile(inductor.install_trig_tables if install else None):
         got, (code,) = run_and_get_code(torch.compile(rope_layers, fullgraph=True), pos, inv_freq, qs)
     for g_, e in zip(got, rope_layers(pos, inv_freq, qs)):
         torch.testing.assert_close(g_, e)
@@ -92,7 +75,7 @@ def _llama_trig_calls(device, install, layers=4):
     def step():
         model(input_ids=ids).logits.float().square().mean().backward()
 
-    with _fresh_compile(install):
+    with fresh_compile(inductor.install_trig_tables if install else None):
         _, codes = run_and_get_code(torch.compile(step))
     text = "\n".join(codes)
     return text.count("sin("), text.count("cos(")
