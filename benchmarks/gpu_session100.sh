@@ -2,7 +2,7 @@
 # GPU call (twelfth session): the layout-copy pass (passes/layout_copies.py) on the 350m step:
 # dense low rank with the copies kept (ELAS_LAYOUT_COPIES=keep) and skipped (every linear low rank,
 # CUDA graphs), the generated code grepped for the identity copy kernels; then the pass's GPU test
-# (same gradients, no identity copy kernels). Ran on an H200 (no H100 came; little device time left).
+# (same gradients, no identity copy kernels). Asked of an H200 (no H100 had come); it ran on an H100.
 . benchmarks/gpu_common.sh
 gpu_setup || exit 1
 bench() {  # TAG VARIANT...

@@ -1,8 +1,9 @@
 """Where a training step's GPU time goes: kernel time per category, per variant (GPU only).
 
 Builds each variant as ``elas-compile bench`` does (same model, optimizer, step), compiles it in
-the default mode (no CUDA graphs; ``--compile-mode reduce-overhead`` profiles the CUDA graphs'
-replays, whose kernels the profiler also lists on recent CUDA), runs warm-up steps, times
+the default mode (no CUDA graphs, so the profiler sees every kernel; ``--compile-mode`` takes another
+mode: whether the profiler lists the kernels of CUDA graphs' replays was not checked, the run that
+tried it was lost), runs warm-up steps, times
 ``--steps`` steps with CUDA events, then profiles ``--profile-steps`` steps with torch.profiler and
 sums the kernels' device time per category (GEMM, cuSPARSELt, attention, Inductor's fused kernels,
 optimizer, loss, ...). Prints a table (ms per step) and the top kernels of each variant, writes CSV.

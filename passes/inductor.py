@@ -58,12 +58,16 @@ class LayoutCopyPass(_ELASPass):
     rewrite = staticmethod(layout_copies.skip_layout_copies)
     name = "elas_layout_copies"
 
+    @staticmethod
+    def setting() -> str:
+        return os.environ.get("ELAS_LAYOUT_COPIES", "skip")
+
     def __call__(self, graph: torch.fx.Graph) -> None:
-        if os.environ.get("ELAS_LAYOUT_COPIES", "skip") != "keep":
+        if self.setting() != "keep":
             type(self).rewrite(graph)
 
     def uuid(self) -> bytes:
-        return get_hash_for_files(_FILES, extra=self.name + os.environ.get("ELAS_LAYOUT_COPIES", "skip"))
+        return get_hash_for_files(_FILES, extra=self.name + self.setting())
 
 
 class ChainedPass(CustomGraphPass):
@@ -116,7 +120,7 @@ def install_step_passes() -> None:
     """Add the passes any LLaMA-like model gains from, ELAS or not: the sin/cos tables once and no
     copies of tensors already laid out as asked (the training CLI installs them for every variant,
     baselines included, so that comparisons stay fair)."""
-    _chain("post_grad_custom_post_pass", TrigTablePass())
+    install_trig_tables()
     _chain("post_grad_custom_post_pass", LayoutCopyPass())
 
 

@@ -51,8 +51,7 @@ def test_pass_leaves_other_copies(case):
 
 
 def _code(fn, *args):
-    torch._dynamo.reset()
-    with torch._inductor.config.patch(fx_graph_cache=False):
+    with fresh_compile():
         out, (code,) = run_and_get_code(torch.compile(fn, fullgraph=True), *args)
     torch.testing.assert_close(out, fn(*args))
     return code
