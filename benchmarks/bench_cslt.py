@@ -26,7 +26,7 @@ try:
 except ImportError:
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from elas_compile import cusparselt as C
-from elas_compile.kernels.triton_relu2_sparsify import relu2_sparsify24_compress
+from elas_compile.kernels.triton.relu2_sparsify import relu2_sparsify24_compress
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import device_meta, graph_ms, write_csv  # noqa: E402

@@ -12,7 +12,7 @@ and the speed-up of cutlass over split; for the backward (dS = g @ W, K x N = th
 
     python benchmarks/bench_cutlass.py [--csv PATH] [--shapes 16384x8192x512,...]
 
-Needs an sm_90 GPU and the library (python -m elas_compile.kernels.cutlass_build, or ELAS_CUTLASS_LIB).
+Needs an sm_90 GPU and the library (python -m elas_compile.kernels.cutlass.build, or ELAS_CUTLASS_LIB).
 Prints a table last and writes a CSV (default benchmarks/results/bench_cutlass.csv).
 """
 from __future__ import annotations

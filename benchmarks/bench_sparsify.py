@@ -43,7 +43,7 @@ from triton.testing import do_bench
 from elas_compile.kernels import triton_dv_gemm as DV
 from elas_compile.kernels import triton_lowrank_gemm as GEMM
 from elas_compile.kernels import triton_sparse24_backward as B
-from elas_compile.kernels.triton_relu2_sparsify import relu2_sparsify24_compress
+from elas_compile.kernels.triton.relu2_sparsify import relu2_sparsify24_compress
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import device_meta, write_csv  # noqa: E402
@@ -101,7 +101,7 @@ def gemms(m, f, r, cfg=None, which=None, best=None):
 
 def sweep(bw: float, m: int, f: int, r: int) -> dict:
     """Time every configuration of every kernel at m x f; returns the fastest per kernel."""
-    from elas_compile.kernels.triton_relu2_sparsify import SWEEP_CONFIGS as FWD_SWEEP
+    from elas_compile.kernels.triton.relu2_sparsify import SWEEP_CONFIGS as FWD_SWEEP
 
     y = torch.randn(m, f, device="cuda", dtype=torch.bfloat16)
     g = torch.randn_like(y)

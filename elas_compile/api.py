@@ -14,8 +14,8 @@ import torch.nn as nn
 from elas_compile.config import ELASConfig
 from elas_compile.errors import ELASError, AlreadyAppliedError, AlreadyCompiledError, NothingMatchedError, ShapeError
 from elas_compile.lowrank import LowRankLinear
-from elas_compile.passes.match_mlp import match_mlp
-from elas_compile.passes.rewrite_mlp import ELASMLP, build_elas_mlp
+from elas_compile.passes.model.match_mlp import match_mlp
+from elas_compile.passes.model.rewrite_mlp import ELASMLP, build_elas_mlp
 
 log = logging.getLogger("elas_compile")
 
@@ -116,9 +116,9 @@ def apply(model: nn.Module, config: ELASConfig = ELASConfig(), *, filter_fn: Opt
     mlp_paths = [p for p, _ in mlp_plan]
     attn_plan = _plan_attention(model, config, mlp_paths, filter_fn) if "attention" in config.targets else []
     _swap(model, mlp_plan + attn_plan)
-    from elas_compile.passes import inductor
+    from elas_compile.passes.compile import inductor
 
-    inductor.install()
+    inductor.install()  # the ELAS passes only: they touch ELAS ops alone
     model.elas_config = config
     log.info("elas_compile: rewrote %d MLPs and %d attention projections", len(mlp_plan), len(attn_plan))
     return model

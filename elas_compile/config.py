@@ -4,9 +4,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Tuple, Union
 
+from elas_compile.backends import KERNEL_CHOICES
+from elas_compile.modes import SPARSE_MODES
+
 LOWRANK_FORMS = ("plain", "cola")
 INITS = ("random", "svd")
-BACKWARD_MODES = ("masked", "ste")
+BACKWARD_MODES = SPARSE_MODES
 TARGETS = ("ffn", "attention")
 
 
@@ -54,6 +57,14 @@ class ELASConfig:
     """What to rewrite: ``"ffn"`` (the MLPs) and optionally ``"attention"`` (every other linear in
     the blocks that hold a rewritten MLP, i.e. the attention projections, made low rank)."""
 
+    kernels: str = "auto"
+    """Which kernels compute the 2:4 FFN under ``torch.compile`` (``elas_compile.backends``):
+    ``"auto"`` the fastest that can run (CUTLASS on Hopper when its library is built, else Triton
+    + cuSPARSELt on NVIDIA GPUs, else the reference ops); ``"cutlass"``, ``"triton"`` or
+    ``"reference"`` ask for one (a backend that cannot run falls back with one warning saying
+    why). The choice is resolved when a graph is compiled and is part of the compiled graph, so
+    compile caches never replay another choice. ``explain(model)`` shows it per MLP."""
+
     def __post_init__(self) -> None:
         def bad(field: str, value, allowed: str) -> ValueError:
             return ValueError(f"ELASConfig.{field}={value!r} is invalid: {allowed}")
@@ -68,6 +79,8 @@ class ELASConfig:
             raise bad("lowrank_form", self.lowrank_form, f"choose one of {LOWRANK_FORMS}")
         if self.init not in INITS:
             raise bad("init", self.init, f"choose one of {INITS}")
+        if self.kernels not in KERNEL_CHOICES:
+            raise bad("kernels", self.kernels, f"choose one of {KERNEL_CHOICES}")
         if self.backward not in BACKWARD_MODES:
             raise bad("backward", self.backward, f"choose one of {BACKWARD_MODES}")
         if self.ffn_width_multiplier <= 0:

@@ -16,12 +16,13 @@ decompress and multiply (reference).
 from __future__ import annotations
 
 import os
-import warnings
 from typing import Callable, Iterable, NamedTuple
 
 import torch
 
-from elas_compile.kernels import triton_ops  # noqa: F401  (registers the compress/decompress ops)
+from elas_compile.diagnostics import warn_once
+from elas_compile.kernels.cslt_layout import check_packed
+from elas_compile.kernels.triton import ops as triton_ops  # noqa: F401  (registers the compress/decompress ops)
 
 
 class Plan(NamedTuple):
@@ -30,13 +31,6 @@ class Plan(NamedTuple):
 
 
 _PLAN_CACHE: dict[tuple, Plan] = {}
-_warned: set[str] = set()
-
-
-def _warn_once(msg: str) -> None:
-    if msg not in _warned:
-        _warned.add(msg)
-        warnings.warn(msg, stacklevel=3)
 
 
 def _key(packed: torch.Tensor, b: torch.Tensor, rows: int, cols: int) -> tuple:
@@ -51,7 +45,7 @@ def pick_fastest(candidates: Iterable[Plan], time_ms: Callable[[Plan], float],
     for plan in sorted(times, key=times.get):
         if agrees(plan):
             return plan
-        _warn_once(f"elas.cslt_mm: cuSPARSELt algorithm {plan.alg} (contiguous B: {plan.contiguous_b}) gives a "
+        warn_once(f"elas.cslt_mm: cuSPARSELt algorithm {plan.alg} (contiguous B: {plan.contiguous_b}) gives a "
                    "wrong product for this compressed layout; skipped")
     raise RuntimeError("elas.cslt_mm: no cuSPARSELt algorithm reproduced the reference product")
 
@@ -95,7 +89,7 @@ def plan_for(packed: torch.Tensor, b: torch.Tensor, rows: int, cols: int) -> Pla
     key = _key(packed, b, rows, cols)
     if key not in _PLAN_CACHE:
         if torch.cuda.is_current_stream_capturing():
-            _warn_once("elas.cslt_mm: first call of a shape inside a CUDA graph capture: cuSPARSELt algorithm 0 "
+            warn_once("elas.cslt_mm: first call of a shape inside a CUDA graph capture: cuSPARSELt algorithm 0 "
                        "(run one step outside capture first to choose the fastest)")
             return Plan(0, False)
         _PLAN_CACHE[key] = _choose(packed, b, rows, cols)
@@ -124,6 +118,7 @@ def valid_algorithms(packed: torch.Tensor, b: torch.Tensor, limit: int = 64) -> 
 @torch.library.custom_op("elas::cslt_mm", mutates_args=())
 def cslt_mm(packed: torch.Tensor, b: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
     """A @ b where A (rows x cols, 2:4 sparse) is given compressed (``packed``); b is cols x N."""
+    check_packed(packed, rows, cols)
     if packed.is_cuda:
         return _call(packed, b, plan_for(packed, b, rows, cols))
     dense = torch.ops.elas.sparse24_decompress(packed, rows, cols)

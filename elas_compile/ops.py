@@ -4,10 +4,7 @@ Each op has a pure-PyTorch reference implementation (``elas_compile.kernels.refe
 on any device, a fake implementation for tracing, and autograd for both backward modes.
 Later layers register faster implementations (Triton, cuSPARSELt) behind the same ops.
 
-``mode`` arguments take one of:
-- ``"dense"``: the dense warm-up; the 2:4 step is the identity.
-- ``"masked"``: 2:4 sparse; exact gradient of the sparsified function (zero at pruned positions).
-- ``"ste"``: 2:4 sparse; straight-through gradient (reaches every position).
+``mode`` arguments take one of ``elas_compile.modes.MODES`` (dense warm-up, masked, ste).
 """
 from __future__ import annotations
 
@@ -15,14 +12,8 @@ import torch
 import torch.nn.functional as F
 
 from elas_compile.kernels import reference
-from elas_compile.kernels import triton_ops  # noqa: F401  (compressed-operand ops)
-
-MODES = ("dense", "masked", "ste")
-
-
-def _check_mode(mode: str) -> None:
-    if mode not in MODES:
-        raise ValueError(f"elas op mode must be one of {MODES}, got {mode!r}")
+from elas_compile.kernels.triton import ops as triton_ops  # noqa: F401  (compressed-operand ops)
+from elas_compile.modes import check_mode as _check_mode
 
 
 # ---------------------------------------------------------------------------------------------
@@ -90,23 +81,25 @@ relu2_sparsify24.register_autograd(_relu2_sparsify24_backward, setup_context=_re
 
 
 # ---------------------------------------------------------------------------------------------
-# elas::sparse24_linear(x, weight, mode): x @ weight.T where x is 2:4 sparse (dense storage).
+# elas::sparse24_linear(x, weight, mode, kernels): x @ weight.T where x is 2:4 sparse (dense storage).
 @torch.library.custom_op("elas::sparse24_linear", mutates_args=())
-def sparse24_linear(x: torch.Tensor, weight: torch.Tensor, mode: str) -> torch.Tensor:
-    """A linear layer (no bias) whose input is 2:4 sparse along its features (in sparse modes)."""
+def sparse24_linear(x: torch.Tensor, weight: torch.Tensor, mode: str, kernels: str = "auto") -> torch.Tensor:
+    """A linear layer (no bias) whose input is 2:4 sparse along its features (in sparse modes).
+    ``kernels`` is the MLP's ``ELASConfig.kernels``: the compiler pass reads it to choose the
+    backend of the fused FFN op (``elas_compile.backends``); this reference ignores it."""
     _check_mode(mode)
     return F.linear(x, weight)
 
 
 @sparse24_linear.register_fake
-def _sparse24_linear_fake(x: torch.Tensor, weight: torch.Tensor, mode: str) -> torch.Tensor:
+def _sparse24_linear_fake(x: torch.Tensor, weight: torch.Tensor, mode: str, kernels: str = "auto") -> torch.Tensor:
     if x.shape[-1] != weight.shape[1]:
         raise ValueError(f"elas.sparse24_linear: x has {x.shape[-1]} features, weight expects {weight.shape[1]}")
     return x.new_empty((*x.shape[:-1], weight.shape[0]))
 
 
 def _sparse24_linear_setup(ctx, inputs, output) -> None:
-    x, weight, _mode = inputs
+    x, weight = inputs[:2]
     ctx.save_for_backward(x, weight)
 
 
@@ -117,7 +110,7 @@ def _sparse24_linear_backward(ctx, grad):
         grad_x = grad @ weight
     if ctx.needs_input_grad[1]:
         grad_w = grad.reshape(-1, grad.shape[-1]).t() @ x.reshape(-1, x.shape[-1])
-    return grad_x, grad_w, None
+    return grad_x, grad_w, None, None
 
 
 sparse24_linear.register_autograd(_sparse24_linear_backward, setup_context=_sparse24_linear_setup)

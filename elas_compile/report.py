@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Optional
 
+import torch
 import torch.nn as nn
 
 from elas_compile.accounting import linear_numbers, mlp_numbers
+from elas_compile.backends import Resolution, resolve_backend
 from elas_compile.lowrank import LowRankLinear
-from elas_compile.passes.rewrite_mlp import ELASMLP
+from elas_compile.passes.model.rewrite_mlp import ELASMLP
 
 _COLS = ("params_before", "params_after", "flops_before", "flops_after", "flops_after_24")
 
@@ -20,6 +23,8 @@ class Report:
     totals: dict = field(default_factory=dict)
     model_params: int = 0
     graph_code: str = ""
+    backends: list = field(default_factory=list)  # (path, Resolution) per ELAS MLP
+    backend_note: str = ""  # the device and dtype the backends were resolved for
 
     def __str__(self) -> str:
         head = f"{'module':<40} {'kind':<16} {'params before':>14} {'after':>12} {'FLOPs/token before':>19} {'after':>12} {'after (2:4)':>12}"
@@ -29,6 +34,9 @@ class Report:
                          f"{row['flops_before']:>19,} {row['flops_after']:>12,} {row['flops_after_24']:>12,}")
         lines.append(f"model parameters now: {self.model_params:,} "
                      f"(rewritten modules: {self.totals['params_before']:,} -> {self.totals['params_after']:,})")
+        if self.backends:
+            lines += ["", f"2:4 kernels under torch.compile ({self.backend_note}):"]
+            lines += [f"{path:<40} {res.backend:<10} {res.reason}" for path, res in self.backends]
         lines += ["", "graph of the first ELAS MLP (print(module.code)):", self.graph_code.strip()]
         return "\n".join(lines)
 
@@ -37,9 +45,21 @@ def _real_count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def explain(model: nn.Module) -> Report:
+def _resolve(module: ELASMLP, dtype: Optional[torch.dtype]) -> Resolution:
+    """The backend the compiler pass will choose for this MLP (``elas_compile.backends``)."""
+    weight = module.up_proj.weight_u
+    info = module.elas_info
+    return resolve_backend(module.kernels, device=weight.device, dtype=dtype or weight.dtype,
+                           width=info["new_intermediate"], rank_in=info["rank"], rank_out=info["rank"],
+                           mode=module.elas_backward)
+
+
+def explain(model: nn.Module, dtype: Optional[torch.dtype] = None) -> Report:
     """Report each rewritten module: parameters and FLOPs per token before/after (from the symbolic
-    formulas in elas_compile.accounting, each checked against the module's real parameter count)."""
+    formulas in elas_compile.accounting, each checked against the module's real parameter count),
+    and, per 2:4 MLP, the kernels that ``torch.compile`` will run and why. Those depend on the
+    device and dtype the MLP computes in: the weights' by default; pass ``dtype=torch.bfloat16``
+    for a model run under bf16 autocast."""
     report = Report(model_params=_real_count(model))
     for path, module in model.named_modules():
         if isinstance(module, ELASMLP):
@@ -47,6 +67,10 @@ def explain(model: nn.Module) -> Report:
             nums = mlp_numbers(info)
             kind = f"mlp/{info['kind']}"
             report.graph_code = report.graph_code or module.code
+            if info["sparsity"]:
+                report.backends.append((path, _resolve(module, dtype)))
+                weight = module.up_proj.weight_u
+                report.backend_note = f"{weight.device.type}, {dtype or weight.dtype}"
         elif isinstance(module, LowRankLinear) and not any(
             path.startswith(r["path"] + ".") for r in report.rows
         ):

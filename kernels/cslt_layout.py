@@ -38,15 +38,17 @@ from __future__ import annotations
 
 import torch
 
+from elas_compile.modes import check_mode
+
+from .alignment import ROWS, SPARSE_DTYPES, WIDTH
 from .reference import relu2, sparsify24_mask
 
 __all__ = [
     "SUPPORTED_DTYPES",
-    "ROW_ALIGN",
-    "COL_ALIGN",
     "LAYOUTS",
     "cslt_shape_ok",
     "check_cslt_shape",
+    "check_packed",
     "cslt_layout_verified",
     "packed_shape",
     "values_numel",
@@ -57,14 +59,11 @@ __all__ = [
     "unpack24_reference",
     "relu2_sparsify24_compress_reference",
     "relu2_sparsify24_backward_reference",
-    "relu2_sparsify24_backward_compressed_reference",
 ]
 
-SUPPORTED_DTYPES = (torch.bfloat16, torch.float16)
-ROW_ALIGN = 64
-COL_ALIGN = 64
+SUPPORTED_DTYPES = SPARSE_DTYPES
 LAYOUTS = ("sm90", "sm80_pytorch")
-_ALIGN = {"sm90": (64, 64), "sm80_pytorch": (128, 128)}
+_ALIGN = {"sm90": (ROWS, WIDTH), "sm80_pytorch": (128, 128)}
 _verified: dict = {}
 
 
@@ -102,8 +101,8 @@ def cslt_shape_ok(rows: int, cols: int, dtype: torch.dtype, device=None) -> bool
         dtype in SUPPORTED_DTYPES
         and rows > 0
         and cols > 0
-        and rows % ROW_ALIGN == 0
-        and cols % COL_ALIGN == 0
+        and rows % ROWS == 0
+        and cols % WIDTH == 0
     )
     if ok and device is not None and torch.device(device).type == "cuda":
         ok = cslt_layout_verified(device)
@@ -117,6 +116,16 @@ def check_cslt_shape(rows: int, cols: int, dtype: torch.dtype, layout: str = "sm
             f"cuSPARSELt 2:4 layout needs a bf16/fp16 matrix with rows % {ra} == 0 and "
             f"cols % {ca} == 0, got {rows} x {cols} of {dtype}"
         )
+
+
+def check_packed(packed: torch.Tensor, rows: int, cols: int) -> None:
+    """Raise ValueError unless ``packed`` is a contiguous compressed buffer of a ``rows x cols``
+    matrix: ``packed_shape(rows, cols)``, bf16/fp16 (what every reader of the layout assumes)."""
+    check_cslt_shape(rows, cols, packed.dtype)
+    if tuple(packed.shape) != packed_shape(rows, cols) or not packed.is_contiguous():
+        raise ValueError(f"a compressed 2:4 buffer of a {rows} x {cols} matrix is a contiguous "
+                         f"{packed_shape(rows, cols)} tensor, got {tuple(packed.shape)} (contiguous: "
+                         f"{packed.is_contiguous()})")
 
 
 def packed_shape(rows: int, cols: int) -> tuple[int, int]:
@@ -234,9 +243,8 @@ def relu2_sparsify24_backward_reference(
 ) -> torch.Tensor:
     """Gradient wrt ``y`` of ``relu2_sparsify24`` (see ``reference.relu2_sparsify24_backward``).
 
-    ``masked`` without ``y``: ``2 * grad * sqrt(v)`` at kept positions, ``v`` the kept value read
+    ``masked`` (no ``y``): ``2 * grad * sqrt(v)`` at kept positions, ``v`` the kept value read
     from ``packed`` (sqrt(v) equals relu(y) up to the rounding of v: relative 2^-9 in bf16).
-    ``masked`` with ``y``: exactly the reference, ``2 * grad * relu(y)`` where kept and ``v != 0``.
     ``ste`` / ``dense``: ``2 * grad * relu(y)`` (needs ``y``; ``packed`` unused).
     Computed in float32, rounded once to ``grad.dtype``."""
     shape = grad.shape
@@ -245,28 +253,9 @@ def relu2_sparsify24_backward_reference(
         if y is None:
             raise ValueError(f"mode {mode!r} needs y")
         return (2 * g * torch.relu(_as_2d(y).float())).to(grad.dtype).view(shape)
-    if mode != "masked":
-        raise ValueError(f"unknown mode {mode!r}")
+    check_mode(mode, where="relu2_sparsify24_backward_reference")
+    if y is not None:
+        raise ValueError("masked mode reads relu(y) from the kept values of packed: pass y=None")
     v, kept = _kept_dense(packed, rows, cols)
-    v = v.float()
-    if y is None:
-        d = torch.where(kept, 2 * g * torch.sqrt(v), torch.zeros((), device=g.device))
-    else:
-        d = torch.where(kept & (v != 0), 2 * g * torch.relu(_as_2d(y).float()), torch.zeros((), device=g.device))
+    d = torch.where(kept, 2 * g * torch.sqrt(v.float()), torch.zeros((), device=g.device))
     return d.to(grad.dtype).view(shape)
-
-
-def relu2_sparsify24_backward_compressed_reference(
-    grad: torch.Tensor, packed: torch.Tensor, rows: int, cols: int
-) -> torch.Tensor:
-    """Masked-mode ``dy1`` (``2 * grad * sqrt(v)`` at kept positions) written in the compressed
-    layout, with the same metadata (sparsity pattern) as ``packed``."""
-    vals, idx0, idx1 = unpack24_reference(packed, rows, cols)
-    g = _as_2d(grad).reshape(rows, cols // 4, 4).float()
-    g0 = g.gather(-1, idx0.unsqueeze(-1)).squeeze(-1)
-    g1 = g.gather(-1, idx1.unsqueeze(-1)).squeeze(-1)
-    v = vals.float()
-    d = torch.stack([2 * g0 * torch.sqrt(v[..., 0]), 2 * g1 * torch.sqrt(v[..., 1])], dim=-1)
-    out = packed.reshape(-1).clone()
-    out[: values_numel(rows, cols)] = d.to(packed.dtype).reshape(-1)
-    return out.view(packed_shape(rows, cols))

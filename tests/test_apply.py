@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import elas_compile
-from elas_compile.passes.rewrite_mlp import ELASMLP
+from elas_compile.passes.model.rewrite_mlp import ELASMLP
 from tiny_models import MODELS, VOCAB, loss_of
 
 CFG = elas_compile.ELASConfig(rank=16, dense_warmup_steps=0)

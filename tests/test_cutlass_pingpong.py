@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from elas_compile.kernels import cutlass_build, cutlass_pingpong as P
+from elas_compile.kernels.cutlass import build as cutlass_build, pingpong as P
 
 
 def _checkout(tmp_path, text):

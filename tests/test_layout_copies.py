@@ -6,7 +6,7 @@ from torch._dynamo.utils import counters
 from torch._inductor.utils import run_and_get_code
 
 from compile_helpers import fresh_compile
-from elas_compile.passes import inductor, layout_copies
+from elas_compile.passes.compile import layout_copies
 from tiny_models import VOCAB, llama
 
 aten = torch.ops.aten
@@ -73,10 +73,10 @@ def test_compiled_llama_step_with_the_pass_matches_eager():
     eager.backward()
     want = {n: p.grad.clone() for n, p in model.named_parameters()}
     model.zero_grad(set_to_none=True)
-    with fresh_compile(inductor.install_step_passes):
+    with fresh_compile(layout_copies=True):
         loss = torch.compile(model)(input_ids=ids, labels=ids).loss
         loss.backward()
-    assert counters["elas"]["layout_copy_skipped"] >= 2  # per layer, in the backward graph
+    assert counters["elas"]["layout_copy_skipped"] == 3 * len(model.model.layers)  # q, k, v gradients, per layer
     torch.testing.assert_close(loss, eager)
     for n, p in model.named_parameters():
         torch.testing.assert_close(p.grad, want[n], rtol=1e-4, atol=1e-5, msg=n)
@@ -91,14 +91,13 @@ def _identity_copies(code: str) -> int:
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (cuDNN attention)")
-def test_cuda_llama_step_has_no_identity_copies_and_the_same_gradients(monkeypatch):
+def test_cuda_llama_step_has_no_identity_copies_and_the_same_gradients():
     model = llama().cuda()
     ids = torch.randint(0, VOCAB, (8, 64), device="cuda")
     runs = {}
     for setting in ("keep", "skip"):
-        monkeypatch.setenv("ELAS_LAYOUT_COPIES", setting)
         model.zero_grad(set_to_none=True)
-        with fresh_compile(inductor.install_step_passes), torch.autocast("cuda", dtype=torch.bfloat16):
+        with fresh_compile(layout_copies=setting == "skip"), torch.autocast("cuda", dtype=torch.bfloat16):
             def step():
                 loss = torch.compile(model)(input_ids=ids, labels=ids).loss
                 loss.backward()
@@ -107,6 +106,7 @@ def test_cuda_llama_step_has_no_identity_copies_and_the_same_gradients(monkeypat
         runs[setting] = (loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()},
                          sum(_identity_copies(c) for c in codes), counters["elas"]["layout_copy_skipped"])
     print({k: (v[2], v[3]) for k, v in runs.items()})
+    assert runs["keep"][2] >= 2 and runs["keep"][3] == 0  # without the pass: identity copies, per layer
     assert runs["skip"][2] == 0 and runs["skip"][3] >= 2
     # cuDNN's attention backward may sum in another order from run to run: close, not bit-identical
     torch.testing.assert_close(runs["skip"][0], runs["keep"][0], rtol=1e-3, atol=1e-5)

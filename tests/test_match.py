@@ -5,7 +5,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import elas_compile
-from elas_compile.passes.match_mlp import match_mlp
+from elas_compile.passes.model.match_mlp import match_mlp
 
 
 class Gated(nn.Module):

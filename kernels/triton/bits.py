@@ -69,16 +69,6 @@ def load_values(packed_ptr, r0, g0, F):
 
 
 @triton.jit
-def store_values(packed_ptr, r0, g0, F, v00, v01, v10, v11):
-    p = packed_ptr.to(tl.pointer_type(tl.int32)) + (r0 * (F // 4))[:, None, None] + g0[None, :, :]
-    s8 = 8 * (F // 4)
-    tl.store(p, v00)
-    tl.store(p + 4, v01)
-    tl.store(p + s8, v10)
-    tl.store(p + s8 + 4, v11)
-
-
-@triton.jit
 def half_bits_to_f32(h, IS_BF16: tl.constexpr):
     """``h``: int32 with a bf16/fp16 bit pattern in its low 16 bits -> float32 value."""
     if IS_BF16:
@@ -208,15 +198,3 @@ def store_compressed_tile(out_ptr, row_start, grp_start, F, meta_start, val, nib
     t = grp_start // 8 + tl.arange(0, G // 8)
     meta = out_ptr.to(tl.pointer_type(tl.int16)) + meta_start
     tl.store(meta + meta_word_index(r0, t, F), words.to(tl.int16))
-
-
-@triton.jit
-def load_nibbles(packed_ptr, rows, grps, F, meta_start):
-    """Nibbles ([R, G] int32) of rows ``rows`` ([R] int64) x groups ``grps`` ([G]), each gathered
-    from its metadata word (a word is read by the four groups it covers: cache hits)."""
-    rr = rows % 64
-    tile = ((rows // 64) * (F // 32))[:, None] + (grps // 8)[None, :]
-    idx = tile * 128 + (4 * (rr & 7) + 32 * ((rr >> 4) & 3))[:, None] + (grps & 3)[None, :]
-    word = tl.load(packed_ptr.to(tl.pointer_type(tl.int16)) + meta_start + idx).to(tl.int32)
-    shift = (4 * ((rr >> 3) & 1))[:, None] + (8 * ((grps >> 2) & 1))[None, :]
-    return (word >> shift.to(tl.int32)) & 0xF

@@ -1,7 +1,7 @@
 """Fused forward: ``relu(y) ** 2`` -> 2:4 selection -> cuSPARSELt compressed operand, one pass.
 
-Each program reads a ``BLOCK_M x BLOCK_F`` tile of ``y`` as int64 words (one word = one group of 4
-elements, four quadrant tensors: see ``triton_bits``), computes relu² in float32 rounded back to
+Each program reads a ``BLOCK_M x BLOCK_F`` tile of ``y`` row by row as int64 words (one word = one
+group of 4 elements), computes relu² in float32 rounded back to
 the input dtype, ranks the four magnitudes (``|x|`` descending, lower index wins ties: the rule of
 ``reference.sparsify24_mask``) and writes the two kept values (int32 per group) and the 16-bit
 metadata words of the cuSPARSELt layout (``cslt_layout``). Bytes: reads ``2 * M * F``, writes
@@ -16,20 +16,17 @@ import torch
 import triton
 import triton.language as tl
 
-from ._triton_compat import kernel_module
-from .cslt_layout import check_cslt_shape, packed_shape, values_numel
-from .triton_bits import load_groups, meta_word_index, quad_coords, select24, store_compressed_tile, store_values
+from .compat import kernel_module
+from ..cslt_layout import check_cslt_shape, packed_shape, values_numel
+from .bits import select24, store_compressed_tile
 
-# (BLOCK_M, BLOCK_F, num_warps[, tiling]): BLOCK_M a multiple of 16, BLOCK_F a multiple of 32
-# (halved until they divide rows / cols, multiples of 64), so every valid shape is covered.
-# tiling "rows" (default): the tile is loaded and stored row-contiguously (coalesced) and the
-# metadata words are assembled by a small reduction; "quad": the tile is handled as the four
-# quadrants of the metadata word (strided 32-byte accesses, no reduction).
-FWD_CONFIG = (32, 256, 8, "rows")  # on CUDA (H100 sweep, benchmarks/bench_sparsify.py --sweep)
-SWEEP_CONFIGS = [(bm, bf, nw, tiling) for tiling in ("rows", "quad")
-                 for bm, bf, nw in [(16, 128, 4), (32, 64, 4), (32, 128, 4), (32, 128, 8),
-                                    (64, 128, 4), (64, 128, 8), (32, 256, 8), (64, 256, 8)]]
-INTERP_CONFIG = (64, 128, 4, "rows")  # fewer, larger programs under the interpreter
+# (BLOCK_M, BLOCK_F, num_warps): BLOCK_M a multiple of 16, BLOCK_F a multiple of 32 (halved until
+# they divide rows / cols, multiples of 64), so every valid shape is covered. The tile is loaded
+# and stored row-contiguously (coalesced); the metadata words are assembled by a small reduction.
+FWD_CONFIG = (32, 256, 8)  # on CUDA (H100 sweep over SWEEP_CONFIGS)
+SWEEP_CONFIGS = [(16, 128, 4), (32, 64, 4), (32, 128, 4), (32, 128, 8), (64, 128, 4), (64, 128, 8), (32, 256, 8),
+                 (64, 256, 8)]
+INTERP_CONFIG = (64, 128, 4)  # fewer, larger programs under the interpreter
 
 
 @triton.jit
@@ -46,28 +43,6 @@ def relu2_sparsify24_compress_kernel(
     BLOCK_M: tl.constexpr,
     BLOCK_F: tl.constexpr,
 ):
-    r0, t, g0 = quad_coords(BLOCK_M, BLOCK_F)
-    w00, w01, w10, w11 = load_groups(y_ptr, r0, g0, stride_ym)
-    v00, n00 = select24(w00, APPLY_RELU2, IS_BF16, HW_CVT)
-    v01, n01 = select24(w01, APPLY_RELU2, IS_BF16, HW_CVT)
-    v10, n10 = select24(w10, APPLY_RELU2, IS_BF16, HW_CVT)
-    v11, n11 = select24(w11, APPLY_RELU2, IS_BF16, HW_CVT)
-    store_values(out_ptr, r0, g0, F, v00, v01, v10, v11)
-    word = n00 | (n10 << 4) | (n01 << 8) | (n11 << 12)
-    meta = out_ptr.to(tl.pointer_type(tl.int16)) + meta_start
-    tl.store(meta + meta_word_index(r0, t, F), word.to(tl.int16))
-
-
-@triton.jit
-def relu2_sparsify24_compress_rows_kernel(
-    y_ptr, out_ptr, M, F, stride_ym, meta_start,
-    APPLY_RELU2: tl.constexpr,
-    IS_BF16: tl.constexpr,
-    HW_CVT: tl.constexpr,
-    BLOCK_M: tl.constexpr,
-    BLOCK_F: tl.constexpr,
-):
-    """The same result as ``relu2_sparsify24_compress_kernel``, from row-contiguous tiles."""
     G: tl.constexpr = BLOCK_F // 4
     row_start = tl.program_id(0) * BLOCK_M
     grp_start = tl.program_id(1) * G
@@ -79,14 +54,14 @@ def relu2_sparsify24_compress_rows_kernel(
 
 def fit_config(config, rows: int, cols: int):
     """Halve BLOCK_M / BLOCK_F until they divide rows / cols (multiples of 64)."""
-    bm, bf, nw = config[:3]
+    bm, bf, nw = config
     if bm % 16 or bf % 32:
         raise ValueError(f"BLOCK_M must be a multiple of 16 and BLOCK_F of 32, got {config}")
     while rows % bm:
         bm //= 2
     while cols % bf:
         bf //= 2
-    return (bm, bf, nw) + tuple(config[3:])
+    return bm, bf, nw
 
 
 def _aligned_rows(x: torch.Tensor) -> torch.Tensor:
@@ -111,13 +86,8 @@ def relu2_sparsify24_compress(
     y2 = _aligned_rows(y)
     out = torch.empty(packed_shape(rows, cols), dtype=y.dtype, device=y.device)
     interpret = y.device.type != "cuda"
-    bm, bf, nw, *rest = fit_config(config or (INTERP_CONFIG if interpret else FWD_CONFIG), rows, cols)
-    mod = kernel_module(__name__, interpret)
-    tiling = rest[0] if rest else "rows"
-    if tiling == "rows":
-        kern = mod.relu2_sparsify24_compress_rows_kernel
-    else:
-        kern = mod.relu2_sparsify24_compress_kernel
+    bm, bf, nw = fit_config(config or (INTERP_CONFIG if interpret else FWD_CONFIG), rows, cols)
+    kern = kernel_module(__name__, interpret).relu2_sparsify24_compress_kernel
     if wrap is not None:
         kern = wrap(kern)
     kern[(rows // bm, cols // bf)](

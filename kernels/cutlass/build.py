@@ -1,12 +1,12 @@
-"""Build the optional CUTLASS kernels (``kernels/cutlass/*.cu``) into one shared library.
+"""Build the optional CUTLASS kernels (``*.cu`` beside this file) into one shared library.
 
-    python -m elas_compile.kernels.cutlass_build --cutlass /path/to/cutlass [--out FILE]
+    python -m elas_compile.kernels.cutlass.build --cutlass /path/to/cutlass [--out FILE]
 
 Needs nvcc (CUDA >= 12.3, for sm_90a) and the CUTLASS 3/4 headers (a checkout of
 github.com/NVIDIA/cutlass: ``include/`` and ``tools/util/include/``; ``--cutlass`` or the
 ``CUTLASS_PATH`` environment variable). The library has a C entry point and no torch headers,
 so one build serves every torch version; it links the CUDA runtime statically. Without ``--out``
-it lands in the cache where :mod:`elas_compile.kernels.cutlass_ext` looks for it, under a name
+it lands in the cache where :mod:`elas_compile.kernels.cutlass.ops` looks for it, under a name
 that carries a hash of the sources (edited sources are never served by a stale build).
 """
 from __future__ import annotations
@@ -19,18 +19,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-from elas_compile.kernels import cutlass_pingpong
+from elas_compile.kernels.cutlass import pingpong as cutlass_pingpong
 
-SOURCE_DIR = Path(__file__).resolve().parent / "cutlass"
+SOURCE_DIR = Path(__file__).resolve().parent
 SOURCES = ("up_relu2_sparse24.cu", "grad_relu2_sparse24.cu")
 
 
 def source_hash() -> str:
     """Hash of the kernel sources and of the edits that derive the kernels' GEMM kernel."""
     h = hashlib.sha256()
-    for path in [*sorted(SOURCE_DIR.iterdir()), Path(cutlass_pingpong.__file__)]:
-        if path.suffix in (".cu", ".cuh", ".py"):
-            h.update(path.name.encode() + b"\0" + path.read_bytes())
+    for path in [*sorted(SOURCE_DIR.glob("*.cu*")), Path(cutlass_pingpong.__file__)]:
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
     return h.hexdigest()[:16]
 
 
@@ -93,7 +92,7 @@ def build(cutlass: str | os.PathLike | None = None, out: str | os.PathLike | Non
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m elas_compile.kernels.cutlass_build", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m elas_compile.kernels.cutlass.build", description=__doc__.split("\n\n")[0])
     parser.add_argument("--cutlass", help="CUTLASS checkout (default: $CUTLASS_PATH)")
     parser.add_argument("--out", help=f"library path (default: {default_library_path()})")
     args = parser.parse_args(argv)

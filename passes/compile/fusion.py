@@ -2,14 +2,19 @@
 
 Works on torch.fx graphs at two levels:
 - pre-grad (Dynamo's torch-level graph, before autograd is traced): the whole
-  ``linear(h, Uup) -> relu -> **2 -> elas.sparsify24 -> elas.sparse24_linear(., Vdown)`` chain
-  becomes ``elas.lowrank_relu2_sparse24_linear`` (Triton + cuSPARSELt, compressed saved
-  activations) when the fast path can run; otherwise ``relu -> **2 -> elas.sparsify24`` becomes
-  ``elas.relu2_sparsify24`` and a one-time warning says why. ``dense``-mode (warm-up) 2:4 ops
-  are removed: the warm-up runs as plain dense ops.
+  ``linear(h, Uup) -> relu -> **2 -> elas.sparsify24 -> elas.sparse24_linear(., Vdown, mode, kernels)``
+  chain becomes ``elas.lowrank_relu2_sparse24_linear(h, Uup, Vdown, mode, backend)`` (compressed
+  saved activations, sparse GEMM) where ``elas_compile.backends.resolve_backend`` picks a fused
+  backend for ``kernels`` on this device, dtype and shapes; otherwise ``relu -> **2 ->
+  elas.sparsify24`` becomes ``elas.relu2_sparsify24`` (the reference backend), with one warning
+  when that is a fallback. ``dense``-mode (warm-up) 2:4 ops become plain dense ops.
 - post-grad (aten level, inside Inductor): ``aten.relu -> aten.pow(2) -> elas.sparsify24``
   becomes ``elas.relu2_sparsify24`` (one fused kernel).
-Each rewrite bumps ``torch._dynamo.utils.counters["elas"][name]``.
+
+The passes touch ELAS ops and the nodes that feed only them: every node they erase is one they
+matched and replaced (no dead-code elimination of the user's graph, which would delete unused
+in-place ops such as a router's ``scatter_``). Each rewrite bumps
+``torch._dynamo.utils.counters["elas"][name]``.
 """
 from __future__ import annotations
 
@@ -21,7 +26,8 @@ import torch.nn.functional as F
 from torch._dynamo.utils import counters
 
 from elas_compile import fused_ffn  # noqa: F401  (registers elas::lowrank_relu2_sparse24_linear)
-from elas_compile.passes.eligibility import fast_path_blocker, warn_fallback_once
+from elas_compile.backends import FUSED_BACKENDS, fallback_warning, resolve_backend
+from elas_compile.diagnostics import warn_once
 
 aten = torch.ops.aten
 elas = torch.ops.elas
@@ -55,8 +61,9 @@ def _val(node):
     return meta.get("example_value", meta.get("val"))
 
 
-def _mode_of(node) -> str:
-    return node.args[1] if node.target is elas.sparsify24.default else node.args[2]
+def _kernels_of(down) -> str:
+    """The ``kernels`` argument of an ``elas.sparse24_linear`` node (its default if absent)."""
+    return down.args[3] if len(down.args) > 3 else down.kwargs.get("kernels", "auto")
 
 
 def _relu_of(sp):
@@ -78,6 +85,11 @@ def _replace(graph, old, target, args, name: str):
     return new
 
 
+def _erase_if_unused(graph, node) -> None:
+    if isinstance(node, torch.fx.Node) and not node.users:
+        graph.erase_node(node)
+
+
 def _drop_dense(graph) -> None:
     for node in list(graph.find_nodes(op="call_function", target=elas.sparsify24.default)):
         if node.args[1] == "dense":
@@ -90,7 +102,8 @@ def _drop_dense(graph) -> None:
 
 
 def _fuse_ffn(graph, sp) -> bool:
-    """Rewrite linear -> relu² -> sparsify24 -> sparse24_linear into the fused op if it can run fast."""
+    """Rewrite linear -> relu² -> sparsify24 -> sparse24_linear into the fused op when a fused
+    backend can run it."""
     users = list(sp.users)
     if len(users) != 1 or not _is(users[0], (elas.sparse24_linear.default,)) or users[0].args[0] is not sp:
         return False
@@ -102,22 +115,27 @@ def _fuse_ffn(graph, sp) -> bool:
     if not _is(y, _LINEAR) or len(y.users) != 1 or len(y.args) != 2 or y.kwargs.get("bias") is not None:
         return False
     h, w_up_u = y.args
-    w_down_v = down.args[1]
+    w_down_v, mode, kernels = down.args[1], down.args[2], _kernels_of(down)
     vals = [_val(n) for n in (y, w_up_u, w_down_v)]
     if any(v is None for v in vals):
         return False
-    reason = fast_path_blocker(*vals)
-    if reason is not None:
-        warn_fallback_once(reason)
+    y_val, u_val, v_val = vals
+    resolution = resolve_backend(kernels, device=y_val.device, dtype=y_val.dtype, width=y_val.shape[-1],
+                                 rank_in=u_val.shape[1], rank_out=v_val.shape[0], mode=mode)
+    warning = fallback_warning(kernels, resolution)
+    if warning is not None:
+        warn_once(warning)
+    if resolution.backend not in FUSED_BACKENDS:
         return False
     with graph.inserting_before(down):
-        fused = graph.call_function(elas.lowrank_relu2_sparse24_linear.default, (h, w_up_u, w_down_v, _mode_of(sp)))
+        fused = graph.call_function(elas.lowrank_relu2_sparse24_linear.default,
+                                    (h, w_up_u, w_down_v, mode, resolution.backend))
         out = graph.call_function(operator.getitem, (fused, 0))
     out.meta.update(down.meta)
     down.replace_all_uses_with(out)
     for node in (down, sp, sp.args[0], relu, y):
         graph.erase_node(node)
-    counters["elas"]["lowrank_relu2_sparse24_linear_fused"] += 1
+    counters["elas"][f"lowrank_relu2_sparse24_linear_{resolution.backend}"] += 1
     return True
 
 
@@ -130,6 +148,7 @@ def fuse_relu2_sparsify(graph, name: str) -> None:
         sq = sp.args[0]
         _replace(graph, sp, elas.relu2_sparsify24.default, (y, sp.args[1]), name)
         graph.erase_node(sq)
+        _erase_if_unused(graph, relu)
 
 
 def pre_grad_rewrite(graph: torch.fx.Graph) -> None:
@@ -137,9 +156,7 @@ def pre_grad_rewrite(graph: torch.fx.Graph) -> None:
     for sp in list(graph.find_nodes(op="call_function", target=elas.sparsify24.default)):
         _fuse_ffn(graph, sp)
     fuse_relu2_sparsify(graph, "relu2_sparsify24_fused_pre_grad")
-    graph.eliminate_dead_code()
 
 
 def post_grad_rewrite(graph: torch.fx.Graph) -> None:
     fuse_relu2_sparsify(graph, "relu2_sparsify24_fused_post_grad")
-    graph.eliminate_dead_code()

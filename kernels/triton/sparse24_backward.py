@@ -5,14 +5,9 @@ the backward of ``relu2_sparsify24`` without a saved dense tensor.
   weight gradient ``dW = dy^T @ S`` (reduction over tokens, so ``S`` must be dense there).
 * ``relu2_sparsify24_backward``: dense ``dy1`` from ``dS`` (the gradient wrt ``S``):
   ``masked`` (``y`` absent): ``2 * dS * sqrt(v)`` at kept positions, ``v`` the kept value of
-  ``packed`` (``sqrt(v)`` = ``relu(y)`` up to the rounding of ``v``); ``masked`` with ``y``:
-  ``2 * dS * relu(y)`` where kept and ``v != 0`` (bit-exact with ``reference``); ``ste`` /
-  ``dense``: ``2 * dS * relu(y)`` everywhere (``packed`` unused).
-  With ``write_s`` the same pass also writes the dense S (for ``dW = dy^T @ S``): one read of
-  ``packed`` instead of two, no separate ``sparse24_decompress`` launch.
-* ``relu2_sparsify24_backward_compressed``: masked ``dy1`` written in the compressed layout with
-  the metadata of ``packed`` (it has the same 2:4 pattern), so ``dx = dy1 @ W_up`` can be a sparse
-  GEMM. Reads ``dS`` and ``packed``, writes ``9/16`` of a dense tensor.
+  ``packed`` (``sqrt(v)`` = ``relu(y)`` up to the rounding of ``v``); ``ste`` / ``dense``:
+  ``2 * dS * relu(y)`` everywhere. With ``write_s`` the same pass also writes the dense S (for
+  ``dW = dy^T @ S``): one read of ``packed`` instead of two, no separate decompress launch.
 
 All compute in float32, rounded once to the dtype. Launchers run compiled on CUDA tensors and under
 the Triton interpreter on CPU tensors.
@@ -23,9 +18,11 @@ import torch
 import triton
 import triton.language as tl
 
-from ._triton_compat import kernel_module
-from .cslt_layout import check_cslt_shape, packed_shape, values_numel
-from .triton_bits import (
+from elas_compile.modes import check_mode
+
+from .compat import kernel_module
+from ..cslt_layout import check_packed, values_numel
+from .bits import (
     f32_to_half_bits,
     half_bits_to_f32,
     load_groups,
@@ -33,16 +30,13 @@ from .triton_bits import (
     meta_word_index,
     quad_coords,
     store_groups,
-    store_values,
 )
-from .triton_relu2_sparsify import _aligned_rows, fit_config
+from .relu2_sparsify import _aligned_rows, fit_config
 
 # (BLOCK_M, BLOCK_F, num_warps) per kernel on CUDA (from benchmarks/bench_sparsify.py --sweep)
-CONFIGS = {"decompress": (32, 128, 8), "backward": (32, 128, 8), "compressed": (32, 128, 8)}
+CONFIGS = {"decompress": (32, 128, 8), "backward": (32, 128, 8)}
 SWEEP_CONFIGS = [(16, 128, 4), (32, 64, 4), (32, 128, 4), (32, 128, 8), (64, 64, 4), (64, 128, 8)]
 INTERP_CONFIG = (64, 128, 4)  # fewer, larger programs under the interpreter
-
-_MODES = {"masked": 0, "ste": 2, "dense": 2}
 
 
 @triton.jit
@@ -77,10 +71,11 @@ def sparse24_decompress_kernel(
 
 
 @triton.jit
-def _dense_grad(gw, yw, pv, nib, MODE: tl.constexpr, IS_BF16: tl.constexpr, HW_CVT: tl.constexpr):
-    """dy1 group word (int64) from the grad group word ``gw`` and, by MODE (0 masked from
-    packed, 1 masked with y, 2 ste), the y group word and/or the kept pair + nibble."""
-    if MODE != 2:
+def _dense_grad(gw, yw, pv, nib, FROM_Y: tl.constexpr, IS_BF16: tl.constexpr, HW_CVT: tl.constexpr):
+    """dy1 group word (int64) from the grad group word ``gw`` and either the y group word
+    (``FROM_Y``: ste / dense, 2 * g * relu(y) everywhere) or the kept pair + nibble (masked:
+    2 * g * sqrt(v) at the kept positions)."""
+    if not FROM_Y:
         i0 = nib & 3
         i1 = nib >> 2
         lo = pv & 0xFFFF
@@ -88,17 +83,12 @@ def _dense_grad(gw, yw, pv, nib, MODE: tl.constexpr, IS_BF16: tl.constexpr, HW_C
     res = gw & 0  # int64 zeros (tl.zeros is a @jit function: avoided for the interpreter)
     for j in tl.static_range(4):
         gj = half_bits_to_f32(((gw >> (16 * j)) & 0xFFFF).to(tl.int32), IS_BF16)
-        if MODE != 0:
-            yj = tl.maximum(half_bits_to_f32(((yw >> (16 * j)) & 0xFFFF).to(tl.int32), IS_BF16), 0.0)
-        if MODE == 2:
-            d = 2.0 * gj * yj
+        if FROM_Y:
+            d = 2.0 * gj * tl.maximum(half_bits_to_f32(((yw >> (16 * j)) & 0xFFFF).to(tl.int32), IS_BF16), 0.0)
         else:
             kept = (i0 == j) | (i1 == j)
             v = half_bits_to_f32(tl.where(i0 == j, lo, tl.where(i1 == j, hi, 0)), IS_BF16)
-            if MODE == 0:
-                d = tl.where(kept, 2.0 * gj * tl.sqrt(v), 0.0)
-            else:
-                d = tl.where(kept & (v != 0.0), 2.0 * gj * yj, 0.0)
+            d = tl.where(kept, 2.0 * gj * tl.sqrt(v), 0.0)
         res = res | (f32_to_half_bits(d, IS_BF16, HW_CVT).to(tl.int64) << (16 * j))
     return res
 
@@ -115,7 +105,7 @@ def relu2_sparsify24_backward_kernel(
     stride_gm,
     stride_ym,
     meta_start,
-    MODE: tl.constexpr,  # 0 masked from packed, 1 masked with y, 2 ste
+    FROM_Y: tl.constexpr,  # ste / dense: from y; masked: from the kept values of packed
     WRITE_S: tl.constexpr,
     IS_BF16: tl.constexpr,
     HW_CVT: tl.constexpr,
@@ -124,14 +114,14 @@ def relu2_sparsify24_backward_kernel(
 ):
     r0, t, g0 = quad_coords(BLOCK_M, BLOCK_F)
     g00, g01, g10, g11 = load_groups(grad_ptr, r0, g0, stride_gm)
-    if MODE != 0:
+    if FROM_Y:
         y00, y01, y10, y11 = load_groups(y_ptr, r0, g0, stride_ym)
     else:
         y00 = g00
         y01 = g01
         y10 = g10
         y11 = g11
-    if MODE != 2 or WRITE_S:
+    if not FROM_Y or WRITE_S:
         word, off, n00, n01, n10, n11 = _load_meta(packed_ptr, r0, t, F, meta_start)
         p00, p01, p10, p11 = load_values(packed_ptr, r0, g0, F)
     else:
@@ -148,60 +138,17 @@ def relu2_sparsify24_backward_kernel(
         r0,
         g0,
         F,
-        _dense_grad(g00, y00, p00, n00, MODE, IS_BF16, HW_CVT),
-        _dense_grad(g01, y01, p01, n01, MODE, IS_BF16, HW_CVT),
-        _dense_grad(g10, y10, p10, n10, MODE, IS_BF16, HW_CVT),
-        _dense_grad(g11, y11, p11, n11, MODE, IS_BF16, HW_CVT),
+        _dense_grad(g00, y00, p00, n00, FROM_Y, IS_BF16, HW_CVT),
+        _dense_grad(g01, y01, p01, n01, FROM_Y, IS_BF16, HW_CVT),
+        _dense_grad(g10, y10, p10, n10, FROM_Y, IS_BF16, HW_CVT),
+        _dense_grad(g11, y11, p11, n11, FROM_Y, IS_BF16, HW_CVT),
     )
     if WRITE_S:  # the dense S for the down projection's weight gradient, from the same reads
         store_groups(s_ptr, r0, g0, F, _expand(p00, n00), _expand(p01, n01), _expand(p10, n10), _expand(p11, n11))
 
 
-@triton.jit
-def _compressed_grad(gw, pv, nib, IS_BF16: tl.constexpr, HW_CVT: tl.constexpr):
-    """Kept pair of dy1 = 2 * grad * sqrt(v) at the two kept positions of the group."""
-    g0 = half_bits_to_f32(((gw >> ((nib & 3) * 16).to(tl.int64)) & 0xFFFF).to(tl.int32), IS_BF16)
-    g1 = half_bits_to_f32(((gw >> ((nib >> 2) * 16).to(tl.int64)) & 0xFFFF).to(tl.int32), IS_BF16)
-    d0 = f32_to_half_bits(2.0 * g0 * tl.sqrt(half_bits_to_f32(pv & 0xFFFF, IS_BF16)), IS_BF16, HW_CVT)
-    d1 = f32_to_half_bits(2.0 * g1 * tl.sqrt(half_bits_to_f32((pv >> 16) & 0xFFFF, IS_BF16)), IS_BF16, HW_CVT)
-    return d0 | (d1 << 16)
-
-
-@triton.jit
-def relu2_sparsify24_backward_compressed_kernel(
-    grad_ptr,
-    packed_ptr,
-    out_ptr,
-    M,
-    F,
-    stride_gm,
-    meta_start,
-    IS_BF16: tl.constexpr,
-    HW_CVT: tl.constexpr,
-    BLOCK_M: tl.constexpr,
-    BLOCK_F: tl.constexpr,
-):
-    r0, t, g0 = quad_coords(BLOCK_M, BLOCK_F)
-    g00, g01, g10, g11 = load_groups(grad_ptr, r0, g0, stride_gm)
-    word, off, n00, n01, n10, n11 = _load_meta(packed_ptr, r0, t, F, meta_start)
-    p00, p01, p10, p11 = load_values(packed_ptr, r0, g0, F)
-    store_values(
-        out_ptr,
-        r0,
-        g0,
-        F,
-        _compressed_grad(g00, p00, n00, IS_BF16, HW_CVT),
-        _compressed_grad(g01, p01, n01, IS_BF16, HW_CVT),
-        _compressed_grad(g10, p10, n10, IS_BF16, HW_CVT),
-        _compressed_grad(g11, p11, n11, IS_BF16, HW_CVT),
-    )
-    tl.store(out_ptr.to(tl.pointer_type(tl.int16)) + meta_start + off, word)
-
-
 def _setup(packed: torch.Tensor, rows: int, cols: int, config, name: str):
-    check_cslt_shape(rows, cols, packed.dtype)
-    if packed.numel() != rows * cols * 9 // 16 or not packed.is_contiguous():
-        raise ValueError(f"packed must be a contiguous buffer of {rows * cols * 9 // 16} elements")
+    check_packed(packed, rows, cols)
     interpret = packed.device.type != "cuda"
     bm, bf, nw = fit_config(config or (INTERP_CONFIG if interpret else CONFIGS[name]), rows, cols)
     return kernel_module(__name__, interpret), (rows // bm, cols // bf), dict(BLOCK_M=bm, BLOCK_F=bf, num_warps=nw), not interpret
@@ -236,13 +183,9 @@ def relu2_sparsify24_backward(
     """Dense ``dy1`` (shape and dtype of ``grad``); see the module docstring for the modes. With
     ``write_s``: ``(dy1, S)``, S the dense ``rows x cols`` matrix of ``packed`` (what
     ``sparse24_decompress`` returns) written by the same pass."""
-    if mode not in _MODES:
-        raise ValueError(f"unknown mode {mode!r}")
-    kmode = _MODES[mode]
-    if kmode == 0 and y is not None:
-        kmode = 1
-    if kmode == 2 and y is None:
-        raise ValueError(f"mode {mode!r} needs y")
+    from_y = check_mode(mode, where="relu2_sparsify24_backward") != "masked"
+    if from_y != (y is not None):
+        raise ValueError(f"mode {mode!r}: " + ("needs y" if from_y else "reads relu(y) from packed: pass y=None"))
     if grad.numel() != rows * cols or grad.shape[-1] != cols or grad.dtype != packed.dtype:
         raise ValueError("grad must have rows * cols elements, last dim cols, and packed's dtype")
     mod, grid, meta, hw = _setup(packed, rows, cols, config, "backward")
@@ -261,26 +204,10 @@ def relu2_sparsify24_backward(
         g2.stride(0),
         y2.stride(0),
         values_numel(rows, cols),
-        MODE=kmode,
+        FROM_Y=from_y,
         WRITE_S=write_s,
         IS_BF16=grad.dtype == torch.bfloat16,
         HW_CVT=hw,
         **meta,
     )
     return (out.view(grad.shape), s) if write_s else out.view(grad.shape)
-
-
-def relu2_sparsify24_backward_compressed(
-    grad: torch.Tensor, packed: torch.Tensor, rows: int, cols: int, *, config=None, wrap=None
-) -> torch.Tensor:
-    """Masked ``dy1`` in the compressed layout (same shape as ``packed``, same metadata)."""
-    if grad.numel() != rows * cols or grad.shape[-1] != cols or grad.dtype != packed.dtype:
-        raise ValueError("grad must have rows * cols elements, last dim cols, and packed's dtype")
-    mod, grid, meta, hw = _setup(packed, rows, cols, config, "compressed")
-    g2 = _aligned_rows(grad)
-    out = torch.empty(packed_shape(rows, cols), dtype=packed.dtype, device=packed.device)
-    _maybe_wrap(mod.relu2_sparsify24_backward_compressed_kernel, wrap)[grid](
-        g2, packed, out, rows, cols, g2.stride(0), values_numel(rows, cols),
-        IS_BF16=grad.dtype == torch.bfloat16, HW_CVT=hw, **meta,
-    )
-    return out

@@ -66,7 +66,7 @@ def derive(cutlass: Path) -> str:
             raise RuntimeError(f"{path}: {what} not found as expected (this build derives its ping-pong kernel "
                                "from CUTLASS 4.7.0's text; use that version)")
         text = text.replace(old, new)
-    return f"// Derived by elas_compile.kernels.cutlass_pingpong from {HEADER} (BSD-3-Clause, NVIDIA).\n" + text
+    return f"// Derived by elas_compile.kernels.cutlass.pingpong from {HEADER} (BSD-3-Clause, NVIDIA).\n" + text
 
 
 def write(cutlass: Path, out_dir: Path) -> Path:

@@ -21,7 +21,7 @@ import torch.fx
 import torch.nn as nn
 
 from elas_compile.errors import UnsupportedActivationError
-from elas_compile.passes.activations import GATE_ACTIVATIONS, classify_node, is_mul
+from elas_compile.passes.model.activations import GATE_ACTIVATIONS, classify_node, is_mul
 
 
 @dataclass(frozen=True)

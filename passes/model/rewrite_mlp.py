@@ -19,14 +19,15 @@ import torch.nn.functional as F
 import elas_compile.ops  # noqa: F401  (registers torch.ops.elas)
 from elas_compile.config import ELASConfig
 from elas_compile.lowrank import LowRankLinear, init_factors, svd_factors
-from elas_compile.passes.match_mlp import MLPMatch
+from elas_compile.passes.model.match_mlp import MLPMatch
 
 
 class ELASMLP(torch.fx.GraphModule):
     """A squared-ReLU, low-rank, 2:4-sparse MLP made by :func:`elas_compile.apply`.
 
     Attributes: ``up_proj`` / ``down_proj`` (LowRankLinear holders of the factors),
-    ``sparsity_mode`` (str), ``elas_info`` (what was replaced: for ``explain``).
+    ``sparsity_mode`` (str), ``kernels`` (``ELASConfig.kernels``: the backend request the compiler
+    pass resolves), ``elas_info`` (what was replaced: for ``explain``).
     """
 
 
@@ -52,9 +53,11 @@ def build_graph(form: str, sparsity: bool) -> torch.fx.Graph:
     act = _call(g, operator.pow, (relu, 2), "relu_squared")
     if sparsity:
         mode = g.get_attr("sparsity_mode")
+        kernels = g.get_attr("kernels")
         act = _call(g, torch.ops.elas.sparsify24.default, (act, mode), "sparse_act")
         sparse_in = act
-        first = lambda v: _call(g, torch.ops.elas.sparse24_linear.default, (sparse_in, v, mode), "down_proj_v")  # noqa: E731
+        first = lambda v: _call(g, torch.ops.elas.sparse24_linear.default, (sparse_in, v, mode, kernels),  # noqa: E731
+                                "down_proj_v")
     else:
         dense_in = act
         first = lambda v: _call(g, F.linear, (dense_in, v), "down_proj_v")  # noqa: E731
@@ -104,9 +107,11 @@ def build_elas_mlp(original: nn.Module, match: MLPMatch, config: ELASConfig, pat
         for lr in (root.up_proj, root.down_proj):
             init_factors(lr.weight_u, lr.weight_v)
     root.sparsity_mode = config.initial_mode
+    root.kernels = config.kernels
     module = ELASMLP(root, build_graph(config.lowrank_form, config.sparsity), class_name="ELASMLP")
     module.up_proj, module.down_proj = root.up_proj, root.down_proj
     module.sparsity_mode = config.initial_mode
+    module.kernels = config.kernels
     module.elas_backward = config.backward
     module.elas_info = {
         "path": path, "kind": match.kind, "activation": match.activation, "hidden": d,

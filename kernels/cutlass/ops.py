@@ -10,12 +10,10 @@
   compressed S: ``dy = dS * 2 sqrt(S)`` where S keeps a value, else 0, and the dense ``S``
   (``kernels/cutlass/grad_relu2_sparse24.cu``): dS never reaches memory. Same result as
   ``relu2_sparsify24_backward_expand(g @ w, packed, None, "masked")`` up to the rounding of dS.
-* ``elas::cutlass_grad_relu2_sparse24_dy(Tensor g, Tensor w, Tensor packed) -> Tensor``: its dy
-  alone, the dense S not written (for a dV GEMM that reads the compressed S).
 
 The library is found at ``$ELAS_CUTLASS_LIB`` or at the cache path of the current sources
-(:func:`cutlass_build.default_library_path`). :func:`available` says whether a device can run the
-op; where it cannot, callers use the Triton / reference path (``fused_ffn`` warns once why). On
+(:func:`build.default_library_path`). :func:`available` says whether a device can run the
+op; where it cannot, ``elas_compile.backends`` chooses another backend and warns once why. On
 other devices (CPU, fake tensors) the op runs the pure-PyTorch reference, so graphs with it
 trace and run anywhere.
 """
@@ -28,14 +26,16 @@ import warnings
 
 import torch
 
-from .cslt_layout import (
+from ..alignment import CUTLASS_DTYPES, CUTLASS_K, ROWS, WIDTH
+from ..cslt_layout import (
     check_cslt_shape,
+    check_packed,
     compress24_reference,
     decompress24_reference,
     packed_shape,
     relu2_sparsify24_backward_reference,
 )
-from .reference import relu2
+from ..reference import relu2
 
 ABI = 4
 
@@ -43,15 +43,15 @@ ABI = 4
 @functools.cache
 def library() -> ctypes.CDLL | None:
     """The loaded library, or None (with the reason in :func:`unavailable_reason`)."""
-    from . import cutlass_build  # not at import: `python -m ...cutlass_build` would import it twice
+    from . import build  # not at import: `python -m ...cutlass.build` would import it twice
 
-    path = os.environ.get("ELAS_CUTLASS_LIB") or str(cutlass_build.default_library_path())
+    path = os.environ.get("ELAS_CUTLASS_LIB") or str(build.default_library_path())
     if not os.path.isfile(path):
         return None
     lib = ctypes.CDLL(path)
     if lib.elas_cutlass_abi() != ABI:
         warnings.warn(f"{path}: built for another elas_compile version (ABI {lib.elas_cutlass_abi()}, "
-                      f"expected {ABI}); rebuild with python -m elas_compile.kernels.cutlass_build", stacklevel=2)
+                      f"expected {ABI}); rebuild with python -m elas_compile.kernels.cutlass.build", stacklevel=2)
         return None
     ptr, i32 = ctypes.c_void_p, ctypes.c_int
     lib.elas_up_relu2_sparse24.restype = i32
@@ -69,7 +69,7 @@ def unavailable_reason(device) -> str | None:
     if torch.cuda.get_device_capability(device) != (9, 0):
         return f"built for sm_90 (Hopper), this GPU is sm_{''.join(map(str, torch.cuda.get_device_capability(device)))}"
     if library() is None:
-        return ("the CUTLASS library is not built (python -m elas_compile.kernels.cutlass_build "
+        return ("the CUTLASS library is not built (python -m elas_compile.kernels.cutlass.build "
                 "--cutlass DIR, or set ELAS_CUTLASS_LIB)")
     return None
 
@@ -80,9 +80,9 @@ def available(device) -> bool:
 
 def shape_reason(m: int, n: int, k: int, dtype: torch.dtype) -> str | None:
     """Why the kernels cannot compute an M x N x K GEMM of ``dtype`` (None when they can)."""
-    if dtype == torch.bfloat16 and m % 64 == 0 and n % 64 == 0 and k % 8 == 0:
+    if dtype in CUTLASS_DTYPES and m % ROWS == 0 and n % WIDTH == 0 and k % CUTLASS_K == 0:
         return None
-    return f"needs bf16 and M, N % 64 == 0, K % 8 == 0 (got {m}x{n}x{k} {dtype})"
+    return f"needs bf16 and M % {ROWS}, N % {WIDTH}, K % {CUTLASS_K} == 0 (got {m}x{n}x{k} {dtype})"
 
 
 _ERRORS = {1: "shape not supported", 2: "CUTLASS initialize failed", 3: "kernel launch failed"}
@@ -111,13 +111,13 @@ def _launch_up(h: torch.Tensor, w: torch.Tensor, check: bool) -> torch.Tensor:
     return packed
 
 
-def _launch_grad(g: torch.Tensor, w: torch.Tensor, packed: torch.Tensor, check: bool,
-                 with_s: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _launch_grad(g: torch.Tensor, w: torch.Tensor, packed: torch.Tensor, check: bool) -> tuple[torch.Tensor, torch.Tensor]:
     (m, k), n = g.shape, w.shape[1]
+    check_packed(packed, m, n)
     dy = torch.empty(m, n, dtype=g.dtype, device=g.device)
-    s = torch.empty(m, n, dtype=g.dtype, device=g.device) if with_s else None
+    s = torch.empty(m, n, dtype=g.dtype, device=g.device)
     fn = functools.partial(library().elas_grad_relu2_sparse24, g.data_ptr(), w.data_ptr(), packed.data_ptr(),
-                           dy.data_ptr(), s.data_ptr() if with_s else None)
+                           dy.data_ptr(), s.data_ptr())
     _call("cutlass_grad_relu2_sparse24", fn, g.device, m, n, k, check=check)
     return dy, s
 
@@ -127,9 +127,9 @@ def up_relu2_sparse24_check(h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return _launch_up(h.contiguous(), w.contiguous(), check=True)
 
 
-def grad_relu2_sparse24_check(g: torch.Tensor, w: torch.Tensor, packed: torch.Tensor, with_s: bool = True):
+def grad_relu2_sparse24_check(g: torch.Tensor, w: torch.Tensor, packed: torch.Tensor):
     """The CUDA backward kernel with its layout self-check on (syncs the device; for tests)."""
-    return _launch_grad(g.contiguous(), w.contiguous(), packed, check=True, with_s=with_s)
+    return _launch_grad(g.contiguous(), w.contiguous(), packed, check=True)
 
 
 def _require_gpu_kernel(name: str, t: torch.Tensor, m: int, n: int, k: int) -> None:
@@ -175,21 +175,3 @@ def cutlass_grad_relu2_sparse24(g: torch.Tensor, w: torch.Tensor, packed: torch.
 @cutlass_grad_relu2_sparse24.register_fake
 def _(g: torch.Tensor, w: torch.Tensor, packed: torch.Tensor):
     return g.new_empty(g.shape[0], w.shape[1]), g.new_empty(g.shape[0], w.shape[1])
-
-
-@torch.library.custom_op("elas::cutlass_grad_relu2_sparse24_dy", mutates_args=())
-def cutlass_grad_relu2_sparse24_dy(g: torch.Tensor, w: torch.Tensor, packed: torch.Tensor) -> torch.Tensor:
-    """dy of :func:`cutlass_grad_relu2_sparse24` alone (no dense S written: for a dV GEMM that reads
-    the compressed S)."""
-    m, k = g.shape
-    n = w.shape[1]
-    check_cslt_shape(m, n, g.dtype)
-    if g.device.type != "cuda":
-        return relu2_sparsify24_backward_reference(g.float() @ w.float(), packed, None, "masked", m, n).to(g.dtype)
-    _require_gpu_kernel("cutlass_grad_relu2_sparse24_dy", g, m, n, k)
-    return _launch_grad(g.contiguous(), w.contiguous(), packed, check=False, with_s=False)[0]
-
-
-@cutlass_grad_relu2_sparse24_dy.register_fake
-def _(g: torch.Tensor, w: torch.Tensor, packed: torch.Tensor):
-    return g.new_empty(g.shape[0], w.shape[1])

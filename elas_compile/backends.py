@@ -1,0 +1,105 @@
+"""Which kernels compute an ELAS FFN middle: the one selection point.
+
+``ELASConfig.kernels`` asks for a backend; :func:`resolve_backend` turns that request, the device,
+the dtype and the shapes into the backend that can run here, with the reason. The compiler pass
+calls it once per MLP it compiles and passes the result to the fused op as an argument, so the
+choice is part of the graph and of every compile-cache key; :func:`elas_compile.explain` calls
+the same function to show it.
+
+| backend     | forward                                  | backward (masked)                    | needs |
+|-------------|------------------------------------------|--------------------------------------|-------|
+| ``cutlass`` | up GEMM with relu² + 2:4 + compress in its epilogue; cuSPARSELt down GEMM | dS GEMM with dy and S in its epilogue | sm_90, bf16, the CUTLASS library, ``masked`` |
+| ``triton``  | cuBLAS up GEMM, one Triton pass to the compressed S; cuSPARSELt down GEMM | cuBLAS dS, one Triton pass to dy and S | CUDA sm_80+, cuSPARSELt, Triton, bf16/fp16 |
+| ``reference`` | the readable ops (pure PyTorch, dense 2:4 mask) | autograd of the same | anything |
+
+``auto`` takes the first of cutlass, triton, reference that can run. A backend asked for by name
+that cannot run falls back the same way, with one warning naming why. All backends compute the
+same function (shapes aligned as ``kernels/alignment.py`` says).
+"""
+from __future__ import annotations
+
+import os
+from typing import NamedTuple, Optional
+
+import torch
+
+from elas_compile.kernels.alignment import shape_blocker
+from elas_compile.modes import SPARSE_MODES, check_mode
+
+KERNEL_CHOICES = ("auto", "cutlass", "triton", "reference")
+BACKENDS = ("cutlass", "triton", "reference")
+FUSED_BACKENDS = ("cutlass", "triton")  # the backends of elas::lowrank_relu2_sparse24_linear
+
+# Debug knob (tests): resolve ``triton`` and ``cutlass`` on a CPU too, where their ops run the
+# pure-PyTorch references of their kernels, so CPU tests exercise the fused graph.
+FUSED_ON_CPU_ENV = "ELAS_FUSED_ON_CPU"
+
+
+class Resolution(NamedTuple):
+    backend: str  # one of BACKENDS
+    reason: str  # why this backend: what the faster ones lacked, or that it was asked for
+
+
+def _device_blocker(device: torch.device) -> Optional[str]:
+    """Why the sparse-GEMM backends cannot run on ``device`` (None when they can)."""
+    if device.type != "cuda":
+        if os.environ.get(FUSED_ON_CPU_ENV) == "1":
+            return None
+        return f"device {device.type} (sparse tensor cores need an NVIDIA GPU)"
+    from elas_compile.kernels.cslt_layout import cslt_layout_verified
+    from elas_compile.kernels.triton.ops import HAS_TRITON
+
+    major, minor = torch.cuda.get_device_capability(device)
+    if major < 8:
+        return f"GPU compute capability {major}.{minor} (cuSPARSELt needs sm_80 or newer)"
+    if not torch.backends.cusparselt.is_available():
+        return "this PyTorch build has no cuSPARSELt"
+    if not HAS_TRITON:
+        return "Triton is not installed (pip install triton)"
+    if not cslt_layout_verified(device):
+        return ("cuSPARSELt on this GPU writes a compressed layout elas_compile's kernels do not write "
+                "(checked against torch._cslt_compress; kernels/cslt_layout.py)")
+    return None
+
+
+def _cutlass_blocker(device: torch.device, mode: str) -> Optional[str]:
+    if mode != "masked":
+        return f"the CUTLASS kernels compute the masked backward only (this MLP's backward is {mode!r})"
+    if device.type != "cuda":
+        return None  # FUSED_ON_CPU: the CUTLASS ops' CPU references
+    from elas_compile.kernels.cutlass import ops as cutlass_ext
+
+    return cutlass_ext.unavailable_reason(device)
+
+
+def resolve_backend(kernels: str, *, device, dtype: torch.dtype, width: int, rank_in: int, rank_out: int,
+                    mode: str) -> Resolution:
+    """The backend that computes an FFN middle ``h (rank_in) -> y (width) -> S -> (rank_out)`` of
+    ``dtype`` on ``device`` in sparsity ``mode``, for the request ``kernels`` (``ELASConfig.kernels``)."""
+    if kernels not in KERNEL_CHOICES:
+        raise ValueError(f"kernels={kernels!r}: choose one of {KERNEL_CHOICES}")
+    check_mode(mode, SPARSE_MODES, where="resolve_backend")
+    device = torch.device(device)
+    if kernels == "reference":
+        return Resolution("reference", "asked for (ELASConfig(kernels='reference'))")
+    lacks = []  # why the faster backends cannot run, fastest first
+    blocker = shape_blocker(width, rank_in, rank_out, dtype) or _device_blocker(device)
+    if blocker is None and kernels in ("auto", "cutlass"):
+        cutlass = shape_blocker(width, rank_in, rank_out, dtype, cutlass=True) or _cutlass_blocker(device, mode)
+        if cutlass is None:
+            return Resolution("cutlass", "asked for" if kernels == "cutlass" else "the fastest that runs here")
+        lacks.append(f"cutlass: {cutlass}")
+    if blocker is None:
+        return Resolution("triton", "asked for" if kernels == "triton" else "; ".join(lacks))
+    lacks.append(f"{'triton' if lacks or kernels == 'triton' else 'cutlass and triton'}: {blocker}")
+    return Resolution("reference", "; ".join(lacks))
+
+
+def fallback_warning(kernels: str, resolution: Resolution) -> Optional[str]:
+    """The one-time warning a resolution deserves: a named backend that could not run, or ``auto``
+    on a GPU that cannot use the sparse kernels (on a CPU the reference path is expected)."""
+    if kernels in ("cutlass", "triton") and resolution.backend != kernels:
+        return f"ELASConfig(kernels={kernels!r}) cannot run here ({resolution.reason}); using {resolution.backend!r}"
+    if kernels == "auto" and resolution.backend == "reference" and "device cpu" not in resolution.reason:
+        return f"the 2:4 FFN runs the reference path (no sparse GEMM) because of {resolution.reason}"
+    return None
