@@ -15,12 +15,14 @@ decompress and multiply (reference).
 """
 from __future__ import annotations
 
+import ctypes
 import os
 from typing import Callable, Iterable, NamedTuple
 
 import torch
 
 from elas_compile.diagnostics import warn_once
+from elas_compile.kernels.cusparselt import library as plan_cache
 from elas_compile.kernels.cslt_layout import check_packed
 from elas_compile.kernels.triton import ops as triton_ops  # noqa: F401  (registers the compress/decompress ops)
 
@@ -50,8 +52,31 @@ def pick_fastest(candidates: Iterable[Plan], time_ms: Callable[[Plan], float],
     raise RuntimeError("elas.cslt_mm: no cuSPARSELt algorithm reproduced the reference product")
 
 
+_DTYPES = {torch.bfloat16: 0, torch.float16: 1}
+_WORKSPACES: dict[tuple, torch.Tensor] = {}  # per plan of the C++ plan cache, alive as long as it
+
+
 def _call(packed: torch.Tensor, b: torch.Tensor, plan: Plan) -> torch.Tensor:
-    return torch._cslt_sparse_mm(packed, b.contiguous() if plan.contiguous_b else b, alg_id=plan.alg)
+    """``A @ b`` with ``plan``: through the C++ plan cache (kernels/cusparselt), whose host cost is a
+    launch, else through ``torch._cslt_sparse_mm``, which builds its plan on every call."""
+    b = b.contiguous() if plan.contiguous_b or not (b.is_contiguous() or b.t().is_contiguous()) else b
+    lib = plan_cache.library()
+    if lib is None:
+        warn_once(f"cuSPARSELt plans are rebuilt on every call ({plan_cache.unavailable_reason()}): each sparse "
+                  "GEMM costs host time; compile with mode='reduce-overhead' (CUDA graphs) to hide it")
+        return torch._cslt_sparse_mm(packed, b, alg_id=plan.alg)
+    (k, n), m, device = b.shape, packed.shape[0], packed.device.index
+    key = (device, m, k, n, _DTYPES[b.dtype], int(b.is_contiguous()), plan.alg)
+    workspace = _WORKSPACES.get(key)
+    if workspace is None:
+        size = ctypes.c_size_t()
+        plan_cache.check(lib.elas_cslt_plan(*key, ctypes.byref(size)), f"plan for {m}x{k}x{n}")
+        workspace = _WORKSPACES[key] = torch.empty(max(size.value, 1), dtype=torch.uint8, device=packed.device)
+    out = torch.empty(m, n, dtype=b.dtype, device=packed.device)
+    stream = torch.cuda.current_stream(packed.device).cuda_stream
+    plan_cache.check(lib.elas_cslt_mm(device, packed.data_ptr(), b.data_ptr(), out.data_ptr(), m, k, n, key[4],
+                                      key[5], plan.alg, workspace.data_ptr(), stream), f"{m}x{k}x{n}")
+    return out
 
 
 def _gpu_ms(fn: Callable[[], object], reps: int = 5) -> float:

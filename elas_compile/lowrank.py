@@ -31,7 +31,7 @@ def svd_factors(weight: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Te
 class LowRankLinear(nn.Module):
     """y = U (V x)   (``form="plain"``, ELAS/LORO)   or   y = U silu(V x)   (``form="cola"``).
 
-    Parameters ``weight_u`` (out x r) and ``weight_v`` (r x in); no bias.
+    Parameters ``u`` (out x r) and ``v`` (r x in); no bias.
     """
 
     def __init__(self, in_features: int, out_features: int, rank: int, form: str = "plain",
@@ -39,9 +39,9 @@ class LowRankLinear(nn.Module):
         super().__init__()
         self.in_features, self.out_features, self.rank, self.form = in_features, out_features, rank, form
         kw = {"device": device, "dtype": dtype}
-        self.weight_u = nn.Parameter(torch.empty(out_features, rank, **kw))
-        self.weight_v = nn.Parameter(torch.empty(rank, in_features, **kw))
-        init_factors(self.weight_u, self.weight_v)
+        self.u = nn.Parameter(torch.empty(out_features, rank, **kw))
+        self.v = nn.Parameter(torch.empty(rank, in_features, **kw))
+        init_factors(self.u, self.v)
 
     @classmethod
     def from_linear(cls, linear: nn.Linear, rank: int, form: str, init: str) -> "LowRankLinear":
@@ -50,15 +50,15 @@ class LowRankLinear(nn.Module):
         if init == "svd" and w.device.type != "meta":
             fu, fv = svd_factors(w, rank)
             with torch.no_grad():
-                new.weight_u.copy_(fu)
-                new.weight_v.copy_(fv)
+                new.u.copy_(fu)
+                new.v.copy_(fv)
         return new
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.linear(x, self.weight_v)
+        h = F.linear(x, self.v)
         if self.form == "cola":
             h = F.silu(h)
-        return F.linear(h, self.weight_u)
+        return F.linear(h, self.u)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, rank={self.rank}, form={self.form}"

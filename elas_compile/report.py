@@ -47,7 +47,7 @@ def _real_count(module: nn.Module) -> int:
 
 def _resolve(module: ELASMLP, dtype: Optional[torch.dtype]) -> Resolution:
     """The backend the compiler pass will choose for this MLP (``elas_compile.backends``)."""
-    weight = module.up_proj.weight_u
+    weight = module.up_proj.u
     info = module.elas_info
     return resolve_backend(module.kernels, device=weight.device, dtype=dtype or weight.dtype,
                            width=info["new_intermediate"], rank_in=info["rank"], rank_out=info["rank"],
@@ -69,7 +69,7 @@ def explain(model: nn.Module, dtype: Optional[torch.dtype] = None) -> Report:
             report.graph_code = report.graph_code or module.code
             if info["sparsity"]:
                 report.backends.append((path, _resolve(module, dtype)))
-                weight = module.up_proj.weight_u
+                weight = module.up_proj.u
                 report.backend_note = f"{weight.device.type}, {dtype or weight.dtype}"
         elif isinstance(module, LowRankLinear) and not any(
             path.startswith(r["path"] + ".") for r in report.rows

@@ -43,14 +43,14 @@ def test_default_tiny_run_end_to_end(tmp_path, capsys):
 
     with safe_open(str(out / "checkpoint" / "model.safetensors"), "pt") as f:
         keys = list(f.keys())
-    assert any("mlp.up_proj.weight_u" in k for k in keys) and not any("gate_proj" in k for k in keys)
+    assert any("mlp.up_proj.u" in k for k in keys) and not any("gate_proj" in k for k in keys)
 
 
 @pytest.mark.parametrize("variant,expect_keys,absent_keys,sparse", [
-    (["--baseline", "full"], ["mlp.gate_proj.weight"], ["weight_u"], False),
-    (["--baseline", "lowrank"], ["mlp.up_proj.weight_u"], ["gate_proj"], False),
+    (["--baseline", "full"], ["mlp.gate_proj.weight"], ["up_proj.u"], False),
+    (["--baseline", "lowrank"], ["mlp.up_proj.u"], ["gate_proj"], False),
     (["--backward", "ste", "--attention", "--rank", "16", "--dense-warmup-steps", "2"],
-     ["self_attn.q_proj.weight_u", "mlp.down_proj.weight_v"], ["gate_proj"], True),
+     ["self_attn.q_proj.u", "mlp.down_proj.v"], ["gate_proj"], True),
 ])
 def test_variants(tmp_path, text_file, variant, expect_keys, absent_keys, sparse):
     out = tmp_path / "run"

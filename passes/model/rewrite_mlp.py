@@ -37,18 +37,18 @@ def _call(graph: torch.fx.Graph, target, args, name: str) -> torch.fx.Node:
 
 def _lowrank_call(graph: torch.fx.Graph, name: str, form: str, first_factor):
     """Emit U·(σ)(V·x) where V·x is produced by ``first_factor(v_weight_node)``."""
-    v = graph.get_attr(f"{name}.weight_v")
+    v = graph.get_attr(f"{name}.v")
     h = first_factor(v)
     if form == "cola":
         h = _call(graph, F.silu, (h,), f"{name}_silu")
-    u = graph.get_attr(f"{name}.weight_u")
+    u = graph.get_attr(f"{name}.u")
     return _call(graph, F.linear, (h, u), name)
 
 
 def build_graph(form: str, sparsity: bool) -> torch.fx.Graph:
     g = torch.fx.Graph()
     x = g.placeholder("x")
-    up = _lowrank_call(g, "up_proj", form, lambda v: _call(g, F.linear, (x, v), "up_proj_v"))
+    up = _lowrank_call(g, "up_proj", form, lambda v: _call(g, F.linear, (x, v), "up_proj_vx"))
     relu = _call(g, torch.relu, (up,), "relu")
     act = _call(g, operator.pow, (relu, 2), "relu_squared")
     if sparsity:
@@ -57,10 +57,10 @@ def build_graph(form: str, sparsity: bool) -> torch.fx.Graph:
         act = _call(g, torch.ops.elas.sparsify24.default, (act, mode), "sparse_act")
         sparse_in = act
         first = lambda v: _call(g, torch.ops.elas.sparse24_linear.default, (sparse_in, v, mode, kernels),  # noqa: E731
-                                "down_proj_v")
+                                "down_proj_vx")
     else:
         dense_in = act
-        first = lambda v: _call(g, F.linear, (dense_in, v), "down_proj_v")  # noqa: E731
+        first = lambda v: _call(g, F.linear, (dense_in, v), "down_proj_vx")  # noqa: E731
     out = _lowrank_call(g, "down_proj", form, first)
     g.output(out)
     return g
@@ -71,13 +71,13 @@ def _svd_init(new: LowRankLinear, weight: torch.Tensor, rows: bool) -> None:
     fu, fv = svd_factors(weight, new.rank)
     with torch.no_grad():
         if rows:  # up projection: output features are the intermediate ones
-            n = min(fu.shape[0], new.weight_u.shape[0])
-            new.weight_u[:n].copy_(fu[:n])
-            new.weight_v.copy_(fv)
+            n = min(fu.shape[0], new.u.shape[0])
+            new.u[:n].copy_(fu[:n])
+            new.v.copy_(fv)
         else:  # down projection: input features are the intermediate ones
-            n = min(fv.shape[1], new.weight_v.shape[1])
-            new.weight_u.copy_(fu)
-            new.weight_v[:, :n].copy_(fv[:, :n])
+            n = min(fv.shape[1], new.v.shape[1])
+            new.u.copy_(fu)
+            new.v[:, :n].copy_(fv[:, :n])
 
 
 _warned_svd = False
@@ -105,7 +105,7 @@ def build_elas_mlp(original: nn.Module, match: MLPMatch, config: ELASConfig, pat
                           "directions; the gate is dropped and the activation changes, so outputs change.")
     else:
         for lr in (root.up_proj, root.down_proj):
-            init_factors(lr.weight_u, lr.weight_v)
+            init_factors(lr.u, lr.v)
     root.sparsity_mode = config.initial_mode
     root.kernels = config.kernels
     module = ELASMLP(root, build_graph(config.lowrank_form, config.sparsity), class_name="ELASMLP")
