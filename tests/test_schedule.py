@@ -3,6 +3,7 @@ import pytest
 
 import elas_compile
 
+
 def test_schedule_dense_warm_up_sparse_then_dense_final_phase():
     from tiny_models import MODELS
 
