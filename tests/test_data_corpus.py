@@ -1,11 +1,12 @@
 """Corpus sources of `elas-compile train`: embedded, text files, Hugging Face datasets."""
 import importlib.util
+import itertools
 import json
 
 import pytest
 
 from elas_compile.data import DataError
-from elas_compile.data.corpus import embedded_corpus, hf_dataset_texts, read_text_files
+from elas_compile.data.corpus import embedded_corpus, hf_documents, read_text_files
 
 
 @pytest.fixture(autouse=True)
@@ -47,7 +48,7 @@ def test_read_text_files_errors(tmp_path, kind, match):
 @pytest.mark.skipif(importlib.util.find_spec("datasets") is not None, reason="`datasets` is installed")
 def test_hf_dataset_without_datasets_is_a_clear_error():
     with pytest.raises(DataError, match="pip install datasets"):
-        hf_dataset_texts("allenai/c4")
+        next(hf_documents("allenai/c4"))
 
 
 @pytest.mark.skipif(importlib.util.find_spec("datasets") is None,
@@ -55,7 +56,8 @@ def test_hf_dataset_without_datasets_is_a_clear_error():
 def test_hf_dataset_streams_a_local_json_file(tmp_path):
     path = tmp_path / "d.jsonl"
     path.write_text("".join(json.dumps({"content": f"document number {i} " * 5}) + "\n" for i in range(20)))
-    docs = hf_dataset_texts("json", data_files=[str(path)], text_field="content", max_chars=500)
-    assert docs[0].startswith("document number 0") and 1 < len(docs) < 20  # stopped at max_chars
+    stream = hf_documents("json", data_files=[str(path)], text_field="content")
+    first = list(itertools.islice(stream, 3))  # a generator: the caller decides when to stop
+    assert [d.split()[2] for d in first] == ["0", "1", "2"]
     with pytest.raises(DataError, match="no field 'text'"):
-        hf_dataset_texts("json", data_files=[str(path)])
+        next(hf_documents("json", data_files=[str(path)]))

@@ -1,6 +1,6 @@
-"""Where the training text comes from: a list of documents.
+"""Where the training text comes from: documents, read or streamed.
 
-Three sources:
+Three sources (the fourth, the ``python-sources`` preset, is :mod:`.python_sources`):
 
 - :func:`embedded_corpus`: the default. Built from the running Python installation's own
   documentation: the pydoc topics (``pydoc_data.topics``, the language reference) and the
@@ -8,8 +8,8 @@ Three sources:
   English prose and code, no download and no file from outside the package. Cached after the
   first build (a few seconds).
 - :func:`read_text_files`: local text files, one document each.
-- :func:`hf_dataset_texts`: a Hugging Face dataset, streamed (needs the ``datasets`` package and,
-  for hub datasets, a network).
+- :func:`hf_documents`: a Hugging Face dataset, streamed one document at a time (needs the
+  ``datasets`` package and, for hub datasets, a network).
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import os
 import sys
 import sysconfig
 from pathlib import Path
-from typing import Iterable, List, Optional, Sequence
+from typing import Iterable, Iterator, List, Optional, Sequence
 
 from elas_compile.data import DataError, atomic_write_text, cache_dir
 
@@ -67,11 +67,16 @@ def _stdlib_docstrings(root: Path) -> List[str]:
     return docs
 
 
+def embedded_key() -> str:
+    """What the embedded corpus depends on: this Python (version and standard-library folder)."""
+    stdlib = sysconfig.get_paths()["stdlib"]
+    return hashlib.sha256(f"{EMBEDDED_VERSION}|{sys.version}|{stdlib}".encode()).hexdigest()[:16]
+
+
 def embedded_corpus(use_cache: bool = True) -> List[str]:
     """The default corpus: pydoc topics + standard-library docstrings of this Python."""
     stdlib = Path(sysconfig.get_paths()["stdlib"])
-    key = hashlib.sha256(f"{EMBEDDED_VERSION}|{sys.version}|{stdlib}".encode()).hexdigest()[:16]
-    cached = cache_dir() / "corpus" / f"embedded-{key}.txt"
+    cached = cache_dir() / "corpus" / f"embedded-{embedded_key()}.txt"
     if use_cache and cached.is_file():
         return cached.read_text(encoding="utf-8").split(DOC_SEPARATOR)
     docs = _pydoc_topics() + _stdlib_docstrings(stdlib)
@@ -86,55 +91,51 @@ def embedded_corpus(use_cache: bool = True) -> List[str]:
     return docs
 
 
-def read_text_files(paths: Sequence[str]) -> List[str]:
-    """One document per file (UTF-8). Missing, unreadable or empty files are user errors."""
-    docs = []
+def check_text_files(paths: Sequence[str]) -> None:
+    """Every ``--data`` path exists and is a file (checked before anything is built)."""
     for p in paths:
         path = Path(p)
         if not path.exists():
             raise DataError(f"data file not found: {p}")
         if not path.is_file():
             raise DataError(f"--data expects text files, {p} is not a file")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            raise DataError(f"data file {p} is not UTF-8 text") from None
-        except OSError as e:
-            raise DataError(f"cannot read data file {p}: {e.strerror or e}") from None
-        if not text.strip():
-            raise DataError(f"data file {p} is empty")
-        docs.append(text)
-    return docs
 
 
-def hf_dataset_texts(
+def read_text_file(p: str) -> str:
+    """One document: a UTF-8 file. Missing, unreadable or empty files are user errors."""
+    check_text_files([p])
+    try:
+        text = Path(p).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise DataError(f"data file {p} is not UTF-8 text") from None
+    except OSError as e:
+        raise DataError(f"cannot read data file {p}: {e.strerror or e}") from None
+    if not text.strip():
+        raise DataError(f"data file {p} is empty")
+    return text
+
+
+def read_text_files(paths: Sequence[str]) -> List[str]:
+    """One document per file (see :func:`read_text_file`)."""
+    return [read_text_file(p) for p in paths]
+
+
+def hf_documents(
     name: str,
     *,
     config: Optional[str] = None,
     split: str = "train",
     text_field: str = "text",
-    max_chars: int = 50_000_000,
     data_files: Optional[Sequence[str]] = None,
-    streaming: bool = True,
-) -> List[str]:
-    """Stream documents from a Hugging Face dataset until ``max_chars`` characters are read.
+) -> Iterator[str]:
+    """Stream the documents of a Hugging Face dataset, one at a time (nothing is kept).
 
     ``name`` is a hub name (``"allenai/c4"``, needs a network) or a builder such as ``"json"``,
-    ``"text"`` or ``"parquet"`` together with local ``data_files``.
+    ``"text"`` or ``"parquet"`` together with local ``data_files``. The caller decides when to
+    stop (the token store stops at its token budget).
     """
-    try:
-        import datasets  # lazy: an optional dependency
-    except ImportError:
-        raise DataError("--hf-dataset needs the `datasets` package: pip install datasets") from None
-    try:
-        ds = datasets.load_dataset(
-            name, config, split=split, streaming=streaming,
-            data_files=list(data_files) if data_files else None,
-        )
-    except Exception as e:  # network, unknown name, bad files: all user-facing
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise DataError(f"cannot load Hugging Face dataset {name!r}: {msg}") from None
-    docs, total = [], 0
+    ds = open_hf_dataset(name, config=config, split=split, data_files=data_files)
+    found = False
     for record in _iter_records(ds):
         if text_field not in record:
             raise DataError(
@@ -143,13 +144,24 @@ def hf_dataset_texts(
             )
         text = record[text_field]
         if isinstance(text, str) and text.strip():
-            docs.append(text)
-            total += len(text)
-            if total >= max_chars:
-                break
-    if not docs:
+            found = True
+            yield text
+    if not found:
         raise DataError(f"Hugging Face dataset {name!r} (split {split!r}) has no text")
-    return docs
+
+
+def open_hf_dataset(name: str, *, config: Optional[str], split: str, data_files: Optional[Sequence[str]]):
+    """The dataset in streaming mode (records are fetched as they are read)."""
+    try:
+        import datasets  # lazy: an optional dependency
+    except ImportError:
+        raise DataError("--hf-dataset needs the `datasets` package: pip install datasets") from None
+    try:
+        return datasets.load_dataset(name, config, split=split, streaming=True,
+                                     data_files=list(data_files) if data_files else None)
+    except Exception as e:  # network, unknown name, bad files: all user-facing
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DataError(f"cannot load Hugging Face dataset {name!r}: {msg}") from None
 
 
 def _iter_records(ds) -> Iterable[dict]:

@@ -1,4 +1,4 @@
-"""Token ids -> train/validation split -> batches.
+"""Token streams -> train/validation split -> batches.
 
 The sampler is a pure function of (seed, step, rank): the batch of step ``s`` is the same whether
 the run went straight through or was resumed, and ranks of a data-parallel run read disjoint
@@ -7,50 +7,61 @@ windows (``rank``/``world_size``), so ``--parallel ddp|fsdp`` needs no other sam
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Sequence
+from typing import Dict, List
 
+import numpy as np
 import torch
 
 from elas_compile.data import DataError
+from elas_compile.data.shards import TokenStream
 
 
 @dataclass
 class TokenSplit:
-    """The token stream, cut into a training part and a held-out validation tail."""
+    """The training tokens and the held-out validation tokens."""
 
-    train: torch.Tensor  # 1-D int32
-    val: torch.Tensor  # 1-D int32
+    train: TokenStream
+    val: TokenStream
 
     @property
     def n_train(self) -> int:
-        return int(self.train.numel())
+        return len(self.train)
 
     @property
     def n_val(self) -> int:
-        return int(self.val.numel())
+        return len(self.val)
+
+    def check(self, seq_len: int) -> "TokenSplit":
+        """Both parts must hold at least one window of ``seq_len + 1`` tokens, else a
+        :class:`DataError` says how many tokens there are and how to fix it."""
+        need = seq_len + 1
+        if self.n_train + self.n_val == 0:
+            raise DataError("the corpus is empty after tokenization")
+        if self.n_val < need or self.n_train < need:
+            raise DataError(
+                f"the corpus is too small: {self.n_train + self.n_val} tokens, split {self.n_train} train / "
+                f"{self.n_val} validation, and each part needs at least --seq-len + 1 = {need} tokens; "
+                f"add data, lower --seq-len or change --val-fraction"
+            )
+        return self
 
 
-def split_tokens(ids: Sequence[int], val_fraction: float, seq_len: int) -> TokenSplit:
-    """Hold out the last ``val_fraction`` of the tokens for validation.
-
-    Both parts must hold at least one window of ``seq_len + 1`` tokens, else a :class:`DataError`
-    says how many tokens there are and how to fix it."""
+def split_tokens(ids, val_fraction: float, seq_len: int) -> TokenSplit:
+    """Hold out the last ``val_fraction`` of the tokens (a :class:`TokenStream`, or ids in memory)
+    for validation."""
     if not 0 < val_fraction < 1:
         raise DataError(f"--val-fraction must be in (0, 1), got {val_fraction}")
-    n = len(ids)
-    need = seq_len + 1
-    if n == 0:
-        raise DataError("the corpus is empty after tokenization")
-    n_val = int(round(n * val_fraction))
-    n_train = n - n_val
-    if n_val < need or n_train < need:
-        raise DataError(
-            f"the corpus is too small: {n} tokens, split {n_train} train / {n_val} validation, "
-            f"and each part needs at least --seq-len + 1 = {need} tokens; "
-            f"add data, lower --seq-len or change --val-fraction"
-        )
-    t = torch.tensor(ids, dtype=torch.int32)
-    return TokenSplit(train=t[:n_train].clone(), val=t[n_train:].clone())
+    stream = ids if isinstance(ids, TokenStream) else TokenStream.of(ids)
+    n = len(stream)
+    n_train = n - int(round(n * val_fraction))
+    return TokenSplit(train=stream.slice(0, n_train), val=stream.slice(n_train, n)).check(seq_len)
+
+
+def split_streams(streams: Dict[str, TokenStream], val_fraction: float, seq_len: int) -> TokenSplit:
+    """The split of a token store: its own ``train``/``val`` streams, or the tail of ``all``."""
+    if "all" in streams:
+        return split_tokens(streams["all"], val_fraction, seq_len)
+    return TokenSplit(train=streams["train"], val=streams["val"]).check(seq_len)
 
 
 class BatchSampler:
@@ -99,17 +110,19 @@ class BatchSampler:
         """How many passes over the training tokens ``step`` steps make (fractional)."""
         return step * self.batch_size * self.world_size / self.windows_per_epoch
 
-    def batch(self, tokens: torch.Tensor, step: int) -> torch.Tensor:
+    def batch(self, tokens: TokenStream, step: int) -> torch.Tensor:
         """``[batch_size, seq_len + 1]`` int64 token ids for ``step``."""
-        idx = torch.tensor(self.starts(step)).unsqueeze(1) + torch.arange(self.seq_len + 1)
-        return tokens[idx].long()
+        rows = [tokens.read(s, s + self.seq_len + 1) for s in self.starts(step)]
+        return torch.from_numpy(np.stack(rows))
 
 
-def eval_batches(tokens: torch.Tensor, seq_len: int, batch_size: int, max_batches: int) -> List[torch.Tensor]:
-    """Consecutive, non-overlapping validation windows from the start of the held-out split,
-    grouped into batches (the last may be smaller); at most ``max_batches`` batches."""
-    n_windows = min((tokens.numel() - 1) // seq_len, max_batches * batch_size)
-    starts = torch.arange(n_windows) * seq_len
-    idx = starts.unsqueeze(1) + torch.arange(seq_len + 1)
-    windows = tokens[idx].long()
+def eval_batches(tokens: TokenStream, seq_len: int, batch_size: int, max_batches: int) -> List[torch.Tensor]:
+    """Non-overlapping validation windows spread evenly over the held-out split (consecutive when
+    it holds no more than are asked for; spread, a large split is not judged by its first
+    package alone), grouped into batches (the last may be smaller); at most ``max_batches``."""
+    available = (len(tokens) - 1) // seq_len
+    n_windows = min(available, max_batches * batch_size)
+    picks = np.arange(n_windows) * available // max(n_windows, 1)
+    windows = torch.from_numpy(np.stack([tokens.read(int(i) * seq_len, int(i) * seq_len + seq_len + 1)
+                                         for i in picks]))
     return list(windows.split(batch_size))
