@@ -6,12 +6,15 @@
     elas-compile bench --preset llama-130m
     torchrun --nproc-per-node 8 -m elas_compile train --preset llama-1b --parallel fsdp
 
-User errors (missing file, unknown preset, a model the rewrite cannot handle, ...) print one line
-on stderr and exit with status 2; no traceback.
+User errors (missing file, unknown preset, a model the rewrite cannot handle, a corrupt checkpoint,
+a full disk, ...) print one line on stderr and exit with status 2; no traceback. A diverged run
+exits with 1; a run stopped by SIGTERM or Ctrl-C saves a checkpoint and exits with 128 + the
+signal's number (143, 130).
 """
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from pathlib import Path
@@ -30,6 +33,23 @@ class _Parser(argparse.ArgumentParser):
         raise TrainError(f"{message} (see {self.prog} --help)")
 
 
+def version() -> str:
+    """``elas-compile --version``: the package and the torch it runs on."""
+    from importlib.metadata import PackageNotFoundError, version as dist_version
+
+    import torch
+
+    try:
+        v = dist_version("elas-compile")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        v = "unknown (not installed)"
+    return f"{PROG} {v} (torch {torch.__version__}, Python {sys.version.split()[0]})"
+
+
+def _add_version(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--version", action="version", version=version(), help="print the version and exit")
+
+
 def _train_parser(prog: str, suppress: bool = False) -> argparse.ArgumentParser:
     from elas_compile.train.options import add_train_arguments
 
@@ -45,11 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter,
                      description="Pre-train LLaMA-like models with ELAS, plot runs, benchmark the variants.",
                      epilog="examples:\n" + __doc__.split("\n\n")[1] + "\n\nSee docs/train.md.")
+    _add_version(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     from elas_compile.train.options import add_train_arguments
 
-    add_train_arguments(sub.add_parser("train", help="pre-train a model (default: llama-tiny, ELAS)",
-                                       description="Pre-train a LLaMA-like model with ELAS (or a baseline)."))
+    train = sub.add_parser("train", help="pre-train a model (default: llama-tiny, ELAS)",
+                           description="Pre-train a LLaMA-like model with ELAS (or a baseline).")
+    add_train_arguments(train)
+    _add_version(train)
     plot = sub.add_parser("plot", help="overlay the loss curves of runs in one PNG")
     plot.add_argument("runs", nargs="+", metavar="RUN_DIR", help="folders of `elas-compile train` runs")
     plot.add_argument("-o", "--out", default="loss_comparison.png", help="the PNG to write")
@@ -57,26 +80,31 @@ def build_parser() -> argparse.ArgumentParser:
     from elas_compile.train.bench import add_bench_arguments
 
     add_bench_arguments(sub.add_parser("bench", help="training throughput and memory of the ELAS variants"))
+    from elas_compile.kernels.cutlass.build import add_arguments as add_build_kernels_arguments
+
+    add_build_kernels_arguments(sub.add_parser("build-kernels", help="build the CUTLASS kernels for Hopper now "
+                                               "(else on first use) and report the toolchain"))
     return parser
 
 
 def cmd_train(ns: argparse.Namespace, argv: List[str]) -> int:
-    from elas_compile.train.loop import train
     from elas_compile.train.options import merge_for_resume, read_saved_options, resolve
+    from elas_compile.train.run import train
 
     opts = {k: v for k, v in vars(ns).items() if k != "command"}
     if opts["resume"]:
         explicit = vars(_train_parser(f"{PROG} train", suppress=True).parse_args(argv))
+        defaults = vars(_train_parser(f"{PROG} train").parse_args([]))
         run_dir = Path(opts["out"] or resolve(opts)["out"])
         saved = read_saved_options(run_dir)
         if saved is None:
             raise TrainError(f"nothing to resume in {run_dir}: no run.json there (pass the run's --out)")
-        opts = merge_for_resume(saved, explicit)
+        opts = merge_for_resume(saved, explicit, defaults)
         opts.update(resume=True, out=str(run_dir))
     else:
         opts = resolve(opts)
-    train(opts)
-    return 0
+    summary = train(opts)
+    return 128 + summary["stopped_by"] if summary.get("stopped_by") else 0
 
 
 def cmd_plot(ns: argparse.Namespace) -> int:
@@ -100,6 +128,18 @@ def user_errors() -> tuple:
     return tuple(errors)
 
 
+# A full disk, a quota, a read-only or vanished folder met while writing the run's files: the
+# user's environment, not a bug (checkpoint saves say more: elas_compile.train.dcp).
+DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOENT}
+
+
+def _error(command: Optional[str], message: str) -> None:
+    where = f"{PROG} {command}" if command in ("train", "plot", "bench") else PROG
+    rank = os.environ.get("RANK", "0")
+    where = f"[rank {rank}] {where}" if rank not in ("", "0") else where
+    print(f"{where}: error: {message}", file=sys.stderr)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of the ``elas-compile`` console script and ``python -m elas_compile``."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -116,20 +156,25 @@ def main(argv: Optional[List[str]] = None) -> int:
             return cmd_train(ns, argv[1:])
         if ns.command == "plot":
             return cmd_plot(ns)
+        if ns.command == "build-kernels":
+            from elas_compile.kernels.cutlass.build import cmd_build_kernels
+
+            return cmd_build_kernels(ns)
         from elas_compile.train.bench import cmd_bench
 
         return cmd_bench(ns)
     except user_errors() as e:
         from elas_compile.train.distributed import PeerError
-        from elas_compile.train.loop import Diverged
 
         if isinstance(e, PeerError):  # rank 0 failed and said why; the other ranks stop quietly
             return 2
-        where = f"{PROG} {command}" if command in ("train", "plot", "bench") else PROG
-        rank = os.environ.get("RANK", "0")
-        where = f"[rank {rank}] {where}" if rank not in ("", "0") else where
-        print(f"{where}: error: {first_line(e)}", file=sys.stderr)
-        return 1 if isinstance(e, Diverged) else 2
+        _error(command, first_line(e))
+        return getattr(e, "exit_status", 2)  # Diverged: 1, Interrupted: 130
+    except OSError as e:
+        if e.errno not in DISK_ERRNOS:
+            raise
+        _error(command, f"cannot write {e.filename or 'a file'}: {e.strerror}")
+        return 2
 
 
 if __name__ == "__main__":

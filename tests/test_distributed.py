@@ -90,8 +90,9 @@ def assert_same_trajectory(rows, ref, steps):
 
 
 def test_ddp_matches_one_process(tmp_path, text_file, cache, single):
+    """With gradient accumulation too: each rank's 2 sequences in 2 micro-batches of 1."""
     out = tmp_path / "ddp"
-    proc = torchrun(args(text_file, out, "--parallel", "ddp"), cache)
+    proc = torchrun(args(text_file, out, "--parallel", "ddp", "--grad-accum", "2"), cache)
     check(proc)
     assert "ddp x2" in proc.stdout and proc.stdout.count("done:") == 1  # rank 0 alone logs
     assert_same_trajectory(read_csv(out / "metrics.csv"), single, range(1, STEPS + 1))

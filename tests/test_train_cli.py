@@ -8,28 +8,18 @@ import pytest
 from elas_compile.cli import main
 from elas_compile.train.metrics import read_csv
 
-from conftest import write_docs_text
+from train_helpers import FAST, isolated, one_line_error, small, text_file  # noqa: F401
 
-pytestmark = pytest.mark.usefixtures("one_thread", "session_elas_cache")
-
-FAST = ["--batch-size", "4", "--seq-len", "32", "--no-progress"]
-
-
-@pytest.fixture(scope="module")
-def text_file(tmp_path_factory):
-    return write_docs_text(tmp_path_factory, 120_000)
-
-
-def small(text_file, *extra):
-    return ["--data", text_file, "--vocab-size", "300", *FAST, *extra]
+pytestmark = pytest.mark.usefixtures("one_thread", "isolated")
 
 
 def test_default_tiny_run_end_to_end(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", "--steps", "6", "--eval-every", "3", "--batch-size", "4", "--out", str(out)]) == 0
     captured = capsys.readouterr()
-    assert "tok/s" in captured.err  # the progress bar
+    assert "tok/s" in captured.out and captured.err == ""  # log lines; no progress bar off a terminal
     assert "llama-tiny-elas-masked" in captured.out and "done" in captured.out
+    assert "step 6/6 | loss" in (out / "train.log").read_text()
     rows = read_csv(out / "metrics.csv")
     assert [r["step"] for r in rows] == list(range(1, 7))
     assert [r["val_loss"] is not None for r in rows] == [False, False, True, False, False, True]
@@ -74,13 +64,6 @@ def test_compare_overlay_and_plot_command(tmp_path, text_file, capsys):
     assert png.read_bytes()[:4] == b"\x89PNG" and "wrote" in capsys.readouterr().out
 
 
-def _one_line_error(capsys, rc, match):
-    err = capsys.readouterr().err.strip()
-    assert rc == 2, err
-    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
-    assert err.startswith("elas-compile") and match in err, err
-
-
 @pytest.mark.parametrize("case,match", [
     ("missing", "data file not found"),
     ("empty", "is empty"),
@@ -113,20 +96,20 @@ def test_bad_input(tmp_path, text_file, capsys, case, match):
     cfg.write_text("{not json" if case == "bad-json" else json.dumps(dict(
         model_type="llama", hidden_size=64, intermediate_size=128, num_hidden_layers=1,
         num_attention_heads=4, hidden_act="relu")))
-    _one_line_error(capsys, main(["train", *args, *FAST, "--steps", "1", *out]), match)
+    one_line_error(capsys, main(["train", *args, *FAST, "--steps", "1", *out]), match)
 
 
 def test_existing_run_needs_resume_or_overwrite(tmp_path, text_file, capsys):
     out = ["--out", str(tmp_path / "run")]
     assert main(["train", *small(text_file, "--steps", "1", *out)]) == 0
     capsys.readouterr()
-    _one_line_error(capsys, main(["train", *small(text_file, "--steps", "1", *out)]), "already holds a run")
+    one_line_error(capsys, main(["train", *small(text_file, "--steps", "1", *out)]), "already holds a run")
     assert main(["train", *small(text_file, "--steps", "2", "--overwrite", *out)]) == 0
     assert len(read_csv(tmp_path / "run" / "metrics.csv")) == 2
 
 
 def test_plot_of_a_folder_without_metrics(tmp_path, capsys):
-    _one_line_error(capsys, main(["plot", str(tmp_path)]), "no metrics.csv")
+    one_line_error(capsys, main(["plot", str(tmp_path)]), "no metrics.csv")
 
 
 def test_python_dash_m_exit_status(tmp_path):
@@ -134,6 +117,17 @@ def test_python_dash_m_exit_status(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert "elas-compile train: error: data file not found" in p.stderr
+
+
+def test_a_run_in_the_default_folder_does_not_hide_bad_input(tmp_path):
+    """The README's two commands in order: `elas-compile train` leaves runs/llama-tiny-elas-masked
+    behind, then the tests run in the same folder; bad input must still be named first."""
+    run = tmp_path / "runs" / "llama-tiny-elas-masked"
+    run.mkdir(parents=True)
+    (run / "metrics.csv").write_text("step,loss\n1,7.0\n")
+    p = subprocess.run([sys.executable, "-m", "elas_compile", "train", "--data", "x.txt"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "data file not found: x.txt" in p.stderr, p.stderr
 
 
 def test_model_config_folder(tmp_path, text_file):

@@ -7,8 +7,9 @@ from elas_compile.train.checkpoint import decode, encode
 from elas_compile.train.metrics import read_csv
 
 from conftest import write_docs_text
+from train_helpers import isolated  # noqa: F401
 
-pytestmark = pytest.mark.usefixtures("one_thread", "session_elas_cache")
+pytestmark = pytest.mark.usefixtures("one_thread", "isolated")
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +21,7 @@ def args(text_file, out, *extra):
     # dense warm-up 3 steps: the sparsity switch happens after the resume point
     return ["train", "--data", text_file, "--vocab-size", "300", "--batch-size", "4", "--seq-len", "32",
             "--steps", "8", "--eval-every", "2", "--save-every", "0", "--dense-warmup-steps", "3",
-            "--weight-decay", "0.1", "--no-progress", "--out", str(out), *extra]
+            "--weight-decay", "0.1", "--no-progress", "--threads", "1", "--out", str(out), *extra]
 
 
 @pytest.mark.parametrize("extra", [[], ["--backward", "ste", "--attention"]])

@@ -51,7 +51,7 @@ def setup_runtime(o: dict) -> Runtime:
     if parallel not in PARALLEL:
         raise TrainError(f"unknown --parallel {parallel!r}; use {', '.join(PARALLEL)}")
     rank, world, local = env_rank()
-    args = (o.get("precision", "auto"), o.get("compile"), o.get("threads"))
+    args = (o.get("precision", "auto"), o.get("compile"), o.get("threads"), o.get("compile_mode"), parallel)
     if parallel == "none":
         if world > 1:
             raise TrainError(f"started as {world} processes (WORLD_SIZE={world}) but --parallel is none: "
@@ -87,11 +87,13 @@ def distributed(rt: Runtime) -> bool:
     return rt.parallel != "none" and dist.is_initialized()
 
 
-def local_batch_size(global_batch: int, world_size: int) -> int:
-    """This rank's share of ``--batch-size`` (which must split evenly)."""
-    if global_batch % world_size:
+def local_batch_size(global_batch: int, world_size: int, grad_accum: int = 1) -> int:
+    """This rank's share of ``--batch-size`` (which must split evenly, into ``grad_accum`` equal
+    micro-batches on every rank)."""
+    if global_batch % (world_size * grad_accum):
+        accum = f" x --grad-accum {grad_accum}" if grad_accum > 1 else ""
         raise TrainError(f"--batch-size {global_batch} is the global batch and must be a multiple of the "
-                         f"{world_size} processes (each takes batch_size / {world_size} sequences)")
+                         f"{world_size} processes{accum} (each takes batch_size / {world_size} sequences)")
     return global_batch // world_size
 
 

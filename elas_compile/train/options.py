@@ -3,19 +3,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from elas_compile.train.errors import TrainError
+from elas_compile.data.sources import DATA_PRESETS
 from elas_compile.train.presets import DEFAULT_PRESET, PRESETS, get_preset
+from elas_compile.train.runtime import COMPILE_MODES
 from elas_compile.train.variant import BASELINES
 
 # Options a resumed run may change: they do not alter the training trajectory.
-# --parallel and --activation-checkpointing too: the global batch and the math stay the same (a
-# checkpoint saved on W ranks resumes on any number).
+# --parallel, --activation-checkpointing and --grad-accum too: the global batch and the math stay
+# the same (a checkpoint saved on W ranks resumes on any number). --steps may grow: the run goes on
+# (the cosine LR schedule is stretched to the new end).
 RESUME_OVERRIDABLE = {"stop_at", "threads", "eval_every", "save_every", "progress", "compare", "device",
-                      "compile", "resume", "overwrite", "out", "eval_batches", "parallel",
-                      "activation_checkpointing"}
+                      "compile", "compile_mode", "resume", "overwrite", "out", "eval_batches", "parallel",
+                      "activation_checkpointing", "grad_accum", "steps", "log_every", "tensorboard", "wandb",
+                      "wandb_project"}
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -39,13 +44,17 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--data", nargs="+", metavar="FILE",
                    help="text files to train on (default: the embedded Python-documentation corpus)")
+    g.add_argument("--data-preset", choices=DATA_PRESETS,
+                   help="python-sources: the .py/.rst/.md/.txt files of this Python's standard library and "
+                        "installed packages (hundreds of MB, no download), split by package")
     g.add_argument("--hf-dataset", metavar="NAME", help="stream a Hugging Face dataset (needs `datasets`)")
     g.add_argument("--hf-config", metavar="NAME", help="the dataset's configuration (e.g. en for allenai/c4)")
     g.add_argument("--hf-split", default="train", metavar="SPLIT")
     g.add_argument("--hf-text-field", default="text", metavar="FIELD")
     g.add_argument("--hf-data-files", nargs="+", metavar="FILE", help="local files for builders like json/text")
-    g.add_argument("--hf-max-chars", type=int, default=50_000_000, metavar="N",
-                   help="stop streaming after this many characters (default 50M)")
+    g.add_argument("--hf-max-tokens", type=int, metavar="N",
+                   help="stop streaming once this many tokens are stored (default: what the run consumes, "
+                        "steps x batch x seq-len, plus the validation share)")
     g.add_argument("--tokenizer", metavar="PATH",
                    help="a tokenizer.json or a local transformers tokenizer (default: a BPE trained "
                         "on the corpus and cached)")
@@ -55,6 +64,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("optimisation")
     g.add_argument("--steps", type=int, metavar="N", help="optimizer steps (default: the preset's)")
     g.add_argument("--batch-size", type=int, metavar="B", help="sequences per step (default: the preset's)")
+    g.add_argument("--grad-accum", type=int, default=1, metavar="N",
+                   help="split each step's batch into N micro-batches, gradients accumulated (same "
+                        "optimizer step, less activation memory; default 1)")
     g.add_argument("--seq-len", type=int, metavar="T", help="tokens per sequence (default: the preset's)")
     g.add_argument("--lr", type=float, help="peak learning rate (default: the preset's)")
     g.add_argument("--min-lr-ratio", type=float, default=0.1, help="final LR / peak LR of the cosine")
@@ -80,9 +92,22 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="auto: bf16 autocast on GPU, fp32 on CPU")
     g.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="torch.compile the model (default: on with CUDA, off on CPU)")
-    g.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's)")
-    g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
-                   help="show the progress bar (default on)")
+    g.add_argument("--compile-mode", choices=COMPILE_MODES, metavar="MODE",
+                   help="torch.compile mode: reduce-overhead (CUDA graphs, the default on CUDA: ELAS's "
+                        "cuSPARSELt calls are slow without them), default, max-autotune, "
+                        "max-autotune-no-cudagraphs")
+    g.add_argument("--threads", type=int, metavar="N",
+                   help="CPU threads for torch (default: min(4, free cores), see docs/train.md)")
+    g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="show a progress bar (default: only when stderr is a terminal)")
+    g = p.add_argument_group("logging")
+    g.add_argument("--log-every", type=int, default=10, metavar="N",
+                   help="every N steps a line (step, loss, lr, tokens/s, memory) on stdout and in "
+                        "<out>/train.log (default 10; 0: off)")
+    g.add_argument("--tensorboard", action="store_true",
+                   help="also write TensorBoard events to <out>/tensorboard (needs `tensorboard`)")
+    g.add_argument("--wandb", action="store_true", help="also log to Weights & Biases (needs `wandb`)")
+    g.add_argument("--wandb-project", default="elas-compile", metavar="NAME", help="W&B project (default elas-compile)")
     g = p.add_argument_group("distributed (launch with torchrun; see docs/distributed.md)")
     g.add_argument("--parallel", choices=("none", "ddp", "fsdp"), default="none",
                    help="data parallelism over torchrun's processes: ddp (replicated weights) or fsdp "
@@ -93,30 +118,24 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def resolve(opts: Dict[str, Any]) -> Dict[str, Any]:
-    """Fill the defaults that depend on the preset and on other options."""
+    """Fill the defaults that depend on the preset and on other options, then check them all."""
+    from elas_compile.train.validate import check_options
+
     o = dict(opts)
     preset = get_preset(o["preset"])
-    for key, attr in (("steps", "steps"), ("batch_size", "batch_size"), ("seq_len", "seq_len"),
-                      ("lr", "lr"), ("eval_every", "eval_every"), ("vocab_size", "vocab_size")):
+    for key in ("steps", "batch_size", "seq_len", "lr", "eval_every", "vocab_size"):
         if o.get(key) is None:
-            o[key] = getattr(preset, attr)
-    for key in ("steps", "batch_size", "seq_len"):
-        if o[key] < 1:
-            raise TrainError(f"--{key.replace('_', '-')} must be >= 1, got {o[key]}")
-    if o["lr"] <= 0:
-        raise TrainError(f"--lr must be > 0, got {o['lr']}")
+            o[key] = getattr(preset, key)
     if o.get("warmup_steps") is None:
-        o["warmup_steps"] = max(1, o["steps"] // 10)
+        o["warmup_steps"] = max(1, o["steps"] // 10) if o["steps"] >= 1 else 0
     if o.get("dense_warmup_steps") is None:
         o["dense_warmup_steps"] = min(1000, o["steps"] // 10)
-    if o["dense_warmup_steps"] < 0:
-        raise TrainError("--dense-warmup-steps must be >= 0")
     if o.get("save_every") is None:
         o["save_every"] = o["eval_every"]
-    if o["data"] and o["hf_dataset"]:
-        raise TrainError("use either --data or --hf-dataset, not both")
-    if o["baseline"] == "full" and (o["attention"] or o["rank"] is not None or o.get("lowrank_form") == "cola"):
-        raise TrainError("--baseline full trains the unmodified model: drop --attention/--rank/--lowrank-form")
+    if o.get("hf_dataset") and o.get("hf_max_tokens") is None and o["steps"] >= 1 and 0 < o["val_fraction"] < 1:
+        # one epoch of the run, plus the validation tail the split takes from it
+        o["hf_max_tokens"] = math.ceil(o["steps"] * o["batch_size"] * (o["seq_len"] + 1) / (1 - o["val_fraction"]))
+    check_options(o)
     if not o.get("name"):
         arch = Path(o["model_config"]).stem if o.get("model_config") else o["preset"]
         from elas_compile.train.variant import Variant
@@ -127,13 +146,14 @@ def resolve(opts: Dict[str, Any]) -> Dict[str, Any]:
     return o
 
 
-def merge_for_resume(saved: Dict[str, Any], explicit: Dict[str, Any]) -> Dict[str, Any]:
-    """The options of a resumed run: the saved ones, plus the few that may change."""
-    merged = dict(saved)
+def merge_for_resume(saved: Dict[str, Any], explicit: Dict[str, Any], defaults: Dict[str, Any]) -> Dict[str, Any]:
+    """The options of a resumed run: the saved ones (options added since the run started get their
+    defaults), plus the few that may change."""
+    merged = {**defaults, **saved}
     for key, value in explicit.items():
         if key in RESUME_OVERRIDABLE:
             merged[key] = value
-        elif saved.get(key) != value:
+        elif saved.get(key, defaults.get(key)) != value:
             flag = "--" + key.replace("_", "-")
             raise TrainError(
                 f"{flag} differs from the run being resumed ({saved.get(key)!r} there, {value!r} now); "
@@ -155,5 +175,5 @@ def read_saved_options(run_dir: Path) -> Optional[Dict[str, Any]]:
 def run_files(run_dir: Path) -> List[Path]:
     """Files a run writes (removed by --overwrite; nothing else in the folder is touched)."""
     names = ["run.json", "metrics.csv", "metrics.json", "loss.png", "explain.txt", "tokenizer.json",
-             "tokenizer", "checkpoint", "checkpoint.tmp", "checkpoint.old"]
+             "tokenizer", "checkpoint", "checkpoint.tmp", "checkpoint.old", "train.log", "tensorboard", "wandb", "wandb.id"]
     return [run_dir / n for n in names]

@@ -7,6 +7,7 @@ runs get theirs from :func:`elas_compile.train.distributed.setup_runtime` (torch
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 from dataclasses import dataclass
 from typing import Dict, Optional
@@ -26,20 +27,21 @@ class Runtime:
     parallel: str = "none"  # none | ddp | fsdp
     owns_process_group: bool = False  # destroy it at the end of the run
     compile_mode: Optional[str] = None  # torch.compile's mode (None: its default)
+    threads: Optional[int] = None  # torch's CPU threads
 
     @property
     def cudagraphs(self) -> bool:
-        return self.compile and self.compile_mode in ("reduce-overhead", "max-autotune")
+        return self.compile and self.compile_mode in CUDAGRAPH_MODES
 
     def compile_model(self, model, backend: str = "inductor"):
         """``torch.compile(model)`` in ``compile_mode``, or ``model`` when not compiling. Every
         compiled variant, baselines included, gets the passes any LLaMA-like model gains from
-        (``elas_compile.passes.trig_tables``, ``elas_compile.passes.layout_copies``)."""
+        (``elas_compile.passes.compile.trig_tables``, ``elas_compile.passes.compile.layout_copies``)."""
         if not self.compile:
             return model
-        from elas_compile.passes import inductor
+        from elas_compile.passes.compile import inductor
 
-        inductor.install_step_passes()
+        inductor.enable_step_passes()
         return torch.compile(model, mode=self.compile_mode, backend=backend)
 
     def step_begin(self) -> None:
@@ -64,23 +66,63 @@ class Runtime:
         prec = "bf16 autocast" if self.amp_dtype == torch.bfloat16 else "fp32"
         comp = (f"torch.compile mode={self.compile_mode}" if self.compile_mode else "torch.compile") if self.compile else "eager"
         par = f", {self.parallel} x{self.world_size}" if self.parallel != "none" else ""
-        return f"{self.device} ({prec}, {comp}{par})"
+        cpu = f", {self.threads} CPU thread{'s' if self.threads != 1 else ''}" if self.device.type == "cpu" else ""
+        return f"{self.device} ({prec}, {comp}{par}{cpu})"
 
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+CUDAGRAPH_MODES = ("reduce-overhead", "max-autotune")
+MAX_DEFAULT_THREADS = 4  # the presets' matrices on a CPU stop gaining from more threads around here
 
 
-def make_runtime(device: str = "auto", precision: str = "auto", compile: Optional[bool] = None,
-                 threads: Optional[int] = None, compile_mode: Optional[str] = None) -> Runtime:
-    """Resolve the ``--device`` / ``--precision`` / ``--compile`` options.
+def default_threads() -> int:
+    """CPU threads for torch when ``--threads`` is not given: ``min(4, cores - busy cores)``, at
+    least 1, where ``busy`` is the 1-minute load average rounded. On a 2-core machine with one
+    other busy process, torch's default (2 threads) made the default run 3.5-4x slower than one
+    thread (its threads wait on each other while one of them is descheduled); on an idle one, 2
+    threads are ~1.4x faster than 1 (docs/train.md)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    busy = int(os.getloadavg()[0] + 0.5) if hasattr(os, "getloadavg") else 0
+    return max(1, min(MAX_DEFAULT_THREADS, cores - busy))
 
-    Defaults: CUDA when available; bf16 autocast on CUDA, fp32 on CPU; ``torch.compile`` on CUDA
-    and off on CPU (compiling the tiny model on a 2-core CPU costs over a minute and gains nothing).
-    """
+
+def set_threads(threads: Optional[int]) -> int:
+    """Apply ``--threads``, or the default: :func:`default_threads`, unless ``OMP_NUM_THREADS``
+    chose already (torchrun sets it to 1 per process)."""
     if threads is not None:
         if threads < 1:
             raise TrainError(f"--threads must be >= 1, got {threads}")
         torch.set_num_threads(threads)
+    elif not os.environ.get("OMP_NUM_THREADS"):
+        torch.set_num_threads(default_threads())
+    return torch.get_num_threads()
+
+
+def resolve_compile_mode(compile_mode: Optional[str], compile: bool, dev: torch.device, parallel: str) -> Optional[str]:
+    """``--compile-mode``, checked; unset: CUDA graphs (``reduce-overhead``) for one process on CUDA,
+    torch.compile's default otherwise. ``None`` stands for torch.compile's default mode."""
+    if compile_mode is not None and compile_mode not in COMPILE_MODES:
+        raise TrainError(f"unknown --compile-mode {compile_mode!r}; use one of {', '.join(COMPILE_MODES)}")
+    if compile_mode in CUDAGRAPH_MODES and dev.type != "cuda":
+        raise TrainError(f"--compile-mode {compile_mode} uses CUDA graphs and needs a CUDA device")
+    if compile_mode in CUDAGRAPH_MODES and parallel == "fsdp":
+        raise TrainError(f"--compile-mode {compile_mode} (CUDA graphs) cannot capture FSDP2's per-block "
+                         f"collectives; use --compile-mode default with --parallel fsdp")
+    if compile_mode is None and compile and dev.type == "cuda" and parallel == "none":
+        compile_mode = "reduce-overhead"  # without CUDA graphs cuSPARSELt's host cost makes ELAS slower
+    return None if compile_mode == "default" or not compile else compile_mode
+
+
+def make_runtime(device: str = "auto", precision: str = "auto", compile: Optional[bool] = None,
+                 threads: Optional[int] = None, compile_mode: Optional[str] = None,
+                 parallel: str = "none") -> Runtime:
+    """Resolve the ``--device`` / ``--precision`` / ``--compile`` / ``--compile-mode`` /
+    ``--threads`` options.
+
+    Defaults: CUDA when available; bf16 autocast on CUDA, fp32 on CPU; ``torch.compile`` on CUDA
+    (with CUDA graphs for one process) and off on CPU (compiling the tiny model on a 2-core CPU
+    costs over a minute and gains nothing); CPU threads as :func:`default_threads` says.
+    """
     if device == "auto":
         dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     else:
@@ -90,21 +132,18 @@ def make_runtime(device: str = "auto", precision: str = "auto", compile: Optiona
             raise TrainError(f"unknown --device {device!r}; use auto, cpu, cuda or cuda:N") from None
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise TrainError("--device cuda was asked for but no CUDA GPU is available")
-    if dev.type == "cuda":
-        torch.set_float32_matmul_precision("high")  # fp32 matmuls outside autocast on tensor cores
     if precision == "auto":
         precision = "bf16" if dev.type == "cuda" else "fp32"
     if precision not in ("bf16", "fp32"):
         raise TrainError(f"unknown --precision {precision!r}; use auto, bf16 or fp32")
-    amp = torch.bfloat16 if precision == "bf16" else None
     if compile is None:
         compile = dev.type == "cuda"
-    if compile_mode is not None and compile_mode not in COMPILE_MODES:
-        raise TrainError(f"unknown --compile-mode {compile_mode!r}; use one of {', '.join(COMPILE_MODES)}")
-    if compile_mode in ("reduce-overhead", "max-autotune") and dev.type != "cuda":
-        raise TrainError(f"--compile-mode {compile_mode} uses CUDA graphs and needs a CUDA device")
-    return Runtime(device=dev, amp_dtype=amp, compile=compile,
-                   compile_mode=None if compile_mode == "default" else compile_mode)
+    mode = resolve_compile_mode(compile_mode, compile, dev, parallel)
+    n_threads = set_threads(threads)
+    if dev.type == "cuda":
+        torch.set_float32_matmul_precision("high")  # fp32 matmuls outside autocast on tensor cores
+    return Runtime(device=dev, amp_dtype=torch.bfloat16 if precision == "bf16" else None, compile=compile,
+                   compile_mode=mode, threads=n_threads)
 
 
 def rng_state() -> Dict[str, object]:
