@@ -69,7 +69,7 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--loss-in-graph", action=argparse.BooleanOptionalAction, default=True,
                    help="compile the cross-entropy with the model (default; --no-loss-in-graph: eager loss "
-                        "on fp32 logits, as before the seventh session)")
+                        "on fp32 logits)")
 
 
 def make_step(preset: str, variant: Variant, rt: Runtime, batch: int, seq: int, vocab: int, seed: int,
@@ -155,7 +155,8 @@ def run_bench(presets: List[str], variants: List[str], rt: Runtime, *, batch: Op
               vocab: Optional[int], steps: int, warmup: int, rank=None, seed: int = 0, log=print,
               on_row=None, loss_in_graph: bool = True) -> List[Dict]:
     """Measure every (preset, variant); ``on_row(rows)`` is called after each (partial results
-    survive a run cut short)."""
+    survive a run cut short). Speed-ups against full rank are computed on a GPU only: a CPU runs
+    other kernels (no 2:4 hardware, no cuSPARSELt) and its differences are noise for this question."""
     rows = []
     for preset in presets:
         p = get_preset(preset)
@@ -176,7 +177,7 @@ def run_bench(presets: List[str], variants: List[str], rt: Runtime, *, batch: Op
         full = next((r for r in rows if r["preset"] == preset and r["variant"] == "full"
                      and r.get("tokens_per_s")), None)
         for r in rows:
-            if r["preset"] == preset and full and r.get("tokens_per_s"):
+            if r["preset"] == preset and full and r.get("tokens_per_s") and rt.device.type == "cuda":
                 r["speedup_vs_full"] = r["tokens_per_s"] / full["tokens_per_s"]
     return rows
 
@@ -217,7 +218,8 @@ def write_outputs(rows: List[Dict], out: Path, meta: Dict, plot: bool = True) ->
 def device_label(meta: Dict) -> str:
     """The plot's device line: GPU name, runtime, torch version ('cuda' alone said too little)."""
     torch_v = f"torch {meta['torch']}" if meta.get("torch") else ""
-    return ", ".join(x for x in (meta.get("gpu"), meta.get("device"), torch_v) if x)
+    cpu = "CPU smoke test, not a measurement" if meta.get("note") else ""
+    return ", ".join(x for x in (meta.get("gpu"), meta.get("device"), torch_v, cpu) if x)
 
 
 def _short(x: float) -> str:
@@ -254,6 +256,11 @@ def plot_bench(rows: List[Dict], path: Path, device: str) -> None:
     plt.close(fig)
 
 
+CPU_PRESETS = ("llama-tiny",)  # a paper size takes minutes a step on a CPU and measures nothing
+CPU_NOTE = ("CPU: a smoke test of the variants, not a measurement (no 2:4 hardware, no cuSPARSELt): "
+            "no speed-ups are reported; measure on an NVIDIA GPU")
+
+
 def cmd_bench(ns: argparse.Namespace) -> int:
     unknown = [v for v in ns.variants if v not in VARIANTS]
     if unknown:
@@ -264,14 +271,21 @@ def cmd_bench(ns: argparse.Namespace) -> int:
         raise TrainError("--steps must be >= 1 and --warmup >= 0")
     from elas_compile.train.variant import parse_rank
 
-    rt = make_runtime(ns.device, ns.precision, ns.compile, ns.threads, ns.compile_mode)
+    # torch.compile's default mode unless asked: CUDA graphs would hide the peak memory column
+    rt = make_runtime(ns.device, ns.precision, ns.compile, ns.threads, ns.compile_mode or "default")
+    paper = [p for p in ns.preset if p not in CPU_PRESETS]
+    if rt.device.type == "cpu" and paper:
+        raise TrainError(f"{', '.join(paper)} on a CPU would take minutes a step and measure nothing about GPUs; "
+                         f"run on a CUDA GPU, or pass --preset llama-tiny for a smoke test")
     print(f"bench on {rt.describe()}: {ns.steps} timed steps after {ns.warmup} warm-up steps")
+    if rt.device.type == "cpu":
+        print(CPU_NOTE)
     if rt.cudagraphs:
         print("peak memory is not reported under CUDA graphs (their pools hide the activations): "
               "measure it with --compile-mode default")
     out = Path(ns.out)
     meta = {"device": rt.describe(), "torch": torch.__version__, "steps": ns.steps, "warmup": ns.warmup,
-            "loss_in_graph": ns.loss_in_graph}
+            "loss_in_graph": ns.loss_in_graph, "note": CPU_NOTE if rt.device.type == "cpu" else ""}
     if rt.device.type == "cuda":
         meta["gpu"] = torch.cuda.get_device_name(rt.device)
     rows = run_bench(ns.preset, ns.variants, rt, batch=ns.batch_size, seq=ns.seq_len, vocab=ns.vocab_size,
