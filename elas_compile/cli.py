@@ -128,9 +128,9 @@ def user_errors() -> tuple:
     return tuple(errors)
 
 
-# A full disk, a quota, a read-only or vanished folder met while writing the run's files: the
+# A full disk, a quota, a read-only or forbidden folder met while writing the run's files: the
 # user's environment, not a bug (checkpoint saves say more: elas_compile.train.dcp).
-DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOENT}
+DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 def _error(command: Optional[str], message: str) -> None:

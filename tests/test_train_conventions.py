@@ -43,6 +43,27 @@ def test_log_lines_on_stdout_and_in_train_log(tmp_path, text_file, capsys):
     assert "step 4/5 | loss" in log and "val loss" in log and "done" in log and "from scratch" in log
 
 
+def test_log_lines_are_flushed_as_they_come(tmp_path, text_file, monkeypatch):
+    """Off a terminal (a pipe, a batch system's log file) stdout is block-buffered: each line must
+    be flushed, or it shows up thousands of steps late."""
+    events = []
+
+    class Recorder:
+        def write(self, text):
+            events.append(("write", text))
+
+        def flush(self):
+            events.append(("flush",))
+
+    monkeypatch.setattr(sys, "stdout", Recorder())
+    assert main(["train", *small(text_file, "--steps", "3", "--log-every", "1", "--out", str(tmp_path / "r"))]) == 0
+    lines = [i for i, e in enumerate(events) if e[0] == "write" and e[1].startswith("step ")]
+    assert len(lines) >= 3
+    for i in lines:
+        nxt = next(e for e in events[i + 1:] if e != ("write", "\n"))
+        assert nxt == ("flush",), events[i]
+
+
 class FakeSummaryWriter:
     scalars = []
 
@@ -96,6 +117,16 @@ def test_wandb_continues_its_run_on_resume(tmp_path, text_file, monkeypatch):
     inits = [c for c in calls if c[0] == "init"]
     assert len(inits) == 2 and inits[0][1] == inits[1][1] and inits[0][2:] == ("allow", "elas-compile")
     assert [c[1] for c in calls if c[0] == "log"] == [1, 2, 3] and calls[-1] == ("finish",)
+
+
+def test_wandb_that_cannot_start_is_one_line(tmp_path, text_file, capsys, monkeypatch):
+    def init(**kw):
+        raise RuntimeError("api_key not configured (no-tty). call wandb.login(key=[your_api_key])")
+
+    monkeypatch.setitem(sys.modules, "wandb", types.SimpleNamespace(init=init))
+    rc = main(["train", *small(text_file, "--wandb", "--out", str(tmp_path / "run"))])
+    one_line_error(capsys, rc, "--wandb: cannot start a W&B run (api_key not configured")
+    assert not (tmp_path / "run").exists()
 
 
 def test_version(capsys):

@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict
 
 import torch
 
-from elas_compile.train.errors import TrainError
+from elas_compile.train.errors import TrainError, first_line
 
 
 def check_extras(o: Dict[str, Any]) -> None:
@@ -73,8 +73,12 @@ class Reporter:
             id_file = self.run_dir / "wandb.id"
             run_id = id_file.read_text().strip() if id_file.is_file() else uuid.uuid4().hex[:12]
             id_file.write_text(run_id + "\n")
-            self._wandb = wandb.init(project=self.o.get("wandb_project") or "elas-compile", name=self.o["name"],
-                                     id=run_id, resume="allow", dir=str(self.run_dir), config=self.o)
+            try:
+                self._wandb = wandb.init(project=self.o.get("wandb_project") or "elas-compile", name=self.o["name"],
+                                         id=run_id, resume="allow", dir=str(self.run_dir), config=self.o)
+            except Exception as e:  # not logged in, no network: the user's to fix, in one line
+                raise TrainError(f"--wandb: cannot start a W&B run ({first_line(e)}); run `wandb login`, "
+                                 f"or set WANDB_MODE=offline") from None
 
     def line(self, text: str) -> None:
         """A line for the user and for ``train.log``."""
@@ -113,5 +117,7 @@ class Reporter:
             self._tb.close()
         if self._wandb is not None:
             self._wandb.finish()
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 

@@ -34,7 +34,13 @@ from elas_compile.train.validate import check_options
 USER_ERRORS = (TrainError, DataError)
 
 
-def train(o: Dict[str, Any], runtime: Optional[Runtime] = None, log=print) -> Dict[str, Any]:
+def say(line: str) -> None:
+    """The default ``log``: a line on stdout, flushed at once (a pipe or a batch system's log file
+    would otherwise get the lines in 8 KB blocks, long after the steps they report)."""
+    print(line, flush=True)
+
+
+def train(o: Dict[str, Any], runtime: Optional[Runtime] = None, log=say) -> Dict[str, Any]:
     """Run (or resume) the training described by the resolved options ``o``; returns the summary
     (``summary["stopped_by"]``: the signal that stopped it, if one did)."""
     check_options(o)
@@ -136,7 +142,11 @@ def _open_outputs(o, run_dir: Path, resume: bool, step: int, data, bundle, log, 
         data.tokenizer.save(run_dir)
     metrics = MetricsLog.resume(run_dir, o, step) if resume else MetricsLog(run_dir, o)
     reporter = Reporter(run_dir, o, rt.device, log)
-    reporter.start(step)
+    try:
+        reporter.start(step)
+    except BaseException:
+        reporter.close()
+        raise
     return metrics, reporter
 
 
