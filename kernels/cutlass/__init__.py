@@ -1,2 +1,2 @@
-"""Optional CUTLASS kernels for Hopper: CUDA sources (``*.cu``, ``*.cuh``), their build
-(``build``, ``pingpong``) and the ops that load the library (``ops``)."""
+"""Optional CUTLASS kernels for Hopper: CUDA sources (``*.cu``, ``*.cuh``), what their build needs
+(``toolchain``), their build (``build``, ``pingpong``) and the ops that load the library (``ops``)."""

@@ -1,4 +1,4 @@
-"""Optional CUTLASS kernels for Hopper (sm_90), loaded from the library ``cutlass_build`` makes.
+"""Optional CUTLASS kernels for Hopper (sm_90), loaded from the library :mod:`build` makes.
 
 * ``elas::cutlass_up_relu2_sparse24(Tensor h, Tensor w) -> Tensor``: the cuSPARSELt-layout
   compression of ``sparsify24(relu(h @ w^T) ** 2)`` from one GEMM whose epilogue does the relu²,
@@ -11,20 +11,24 @@
   (``kernels/cutlass/grad_relu2_sparse24.cu``): dS never reaches memory. Same result as
   ``relu2_sparsify24_backward_expand(g @ w, packed, None, "masked")`` up to the rounding of dS.
 
-The library is found at ``$ELAS_CUTLASS_LIB`` or at the cache path of the current sources
-(:func:`build.default_library_path`). :func:`available` says whether a device can run the
-op; where it cannot, ``elas_compile.backends`` chooses another backend and warns once why. On
-other devices (CPU, fake tensors) the op runs the pure-PyTorch reference, so graphs with it
-trace and run anywhere.
+The library is ``$ELAS_CUTLASS_LIB`` if set, else the one :func:`build.build` caches for the
+current sources and toolchain, built on the first use on an sm_90 GPU (about a minute, once per
+machine; ``elas-compile build-kernels`` does it ahead of time). :func:`available` says whether a
+device can run the op; where it cannot, ``elas_compile.backends`` chooses another backend (and
+on an sm_90 GPU a warning says why). On other devices (CPU, fake tensors) the op runs the
+pure-PyTorch reference, so graphs with it trace and run anywhere.
 """
 from __future__ import annotations
 
 import ctypes
 import functools
 import os
-import warnings
+import sys
+from typing import Optional
 
 import torch
+
+from elas_compile.diagnostics import warn_once
 
 from ..alignment import CUTLASS_DTYPES, CUTLASS_K, ROWS, WIDTH
 from ..cslt_layout import (
@@ -38,40 +42,67 @@ from ..cslt_layout import (
 from ..reference import relu2
 
 ABI = 4
+LIB_ENV = "ELAS_CUTLASS_LIB"  # a prebuilt library: used as is, nothing is built
+CAPABILITY = (9, 0)
 
 
 @functools.cache
-def library() -> ctypes.CDLL | None:
-    """The loaded library, or None (with the reason in :func:`unavailable_reason`)."""
-    from . import build  # not at import: `python -m ...cutlass.build` would import it twice
+def _load() -> tuple[Optional[ctypes.CDLL], Optional[str]]:
+    """(the loaded library, None) or (None, why not). Builds it unless it is cached: called once per
+    process, so a failed build is not tried again (its compiler output is printed once)."""
+    from . import build, toolchain  # not at import: `python -m ...cutlass.build` would import it twice
 
-    path = os.environ.get("ELAS_CUTLASS_LIB") or str(build.default_library_path())
-    if not os.path.isfile(path):
-        return None
-    lib = ctypes.CDLL(path)
+    path = os.environ.get(LIB_ENV)
+    if path and not os.path.isfile(path):
+        return None, f"{LIB_ENV}={path} is not a file"
+    if not path:
+        tools, reason = toolchain.find_toolchain()
+        if tools is None:
+            return None, reason
+        reason = toolchain.driver_problem(tools.nvcc, toolchain.driver_cuda_version())
+        if reason:
+            return None, reason
+        try:
+            path = str(build.build(tools, toolchain.ARCHS[CAPABILITY])[0])
+        except build.BuildError as e:
+            if e.output:
+                print(f"elas_compile: {e}:\n{e.output[-3000:]}", file=sys.stderr, flush=True)
+            return None, f"{e} (elas-compile build-kernels shows the toolchain it used)"
+        except OSError as e:  # the cache folder cannot be written
+            return None, f"cannot build the CUTLASS kernels into {build.cache_dir()}: {e}"
+    try:
+        lib = ctypes.CDLL(path)
+    except OSError as e:
+        return None, f"{path} does not load: {e}"
     if lib.elas_cutlass_abi() != ABI:
-        warnings.warn(f"{path}: built for another elas_compile version (ABI {lib.elas_cutlass_abi()}, "
-                      f"expected {ABI}); rebuild with python -m elas_compile.kernels.cutlass.build", stacklevel=2)
-        return None
+        return None, (f"{path} was built for another elas_compile version (ABI {lib.elas_cutlass_abi()}, "
+                      f"expected {ABI}); unset {LIB_ENV} to build the library on first use")
     ptr, i32 = ctypes.c_void_p, ctypes.c_int
     lib.elas_up_relu2_sparse24.restype = i32
     lib.elas_up_relu2_sparse24.argtypes = [ptr, ptr, ptr, i32, i32, i32, ptr, i32, i32, ptr]
     lib.elas_grad_relu2_sparse24.restype = i32
     lib.elas_grad_relu2_sparse24.argtypes = [ptr, ptr, ptr, ptr, ptr, i32, i32, i32, ptr, i32, i32, ptr]
-    return lib
+    return lib, None
 
 
-def unavailable_reason(device) -> str | None:
-    """Why the CUTLASS op cannot run on ``device`` (None when it can)."""
+def library() -> Optional[ctypes.CDLL]:
+    """The loaded library (built on first use), or None (the reason: :func:`unavailable_reason`)."""
+    return _load()[0]
+
+
+def unavailable_reason(device) -> Optional[str]:
+    """Why the CUTLASS op cannot run on ``device`` (None when it can). On an sm_90 GPU the first
+    call builds the library if needed; where it cannot be had, warns once why."""
     device = torch.device(device)
     if device.type != "cuda" or not torch.cuda.is_available():
         return "not a CUDA device"
-    if torch.cuda.get_device_capability(device) != (9, 0):
-        return f"built for sm_90 (Hopper), this GPU is sm_{''.join(map(str, torch.cuda.get_device_capability(device)))}"
-    if library() is None:
-        return ("the CUTLASS library is not built (python -m elas_compile.kernels.cutlass.build "
-                "--cutlass DIR, or set ELAS_CUTLASS_LIB)")
-    return None
+    capability = torch.cuda.get_device_capability(device)
+    if capability != CAPABILITY:
+        return f"built for sm_90 (Hopper), this GPU is sm_{''.join(map(str, capability))}"
+    reason = _load()[1]
+    if reason:
+        warn_once(f"the CUTLASS kernels cannot run on this sm_90 GPU, the FFN uses slower kernels: {reason}")
+    return reason
 
 
 def available(device) -> bool:

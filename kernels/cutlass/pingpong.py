@@ -1,5 +1,5 @@
 """The CUTLASS kernels' GEMM kernel: CUTLASS's ping-pong kernel with overlapping epilogues, derived at
-build time from the CUTLASS checkout (no CUTLASS source is copied into this repository).
+build time from the CUTLASS headers (no CUTLASS source is copied into this repository).
 
 In CUTLASS's ping-pong kernel (``include/cutlass/gemm/kernel/sm90_gemm_tma_warpspecialized_pingpong.hpp``)
 the two consumer warpgroups take turns, through one ordered barrier, for their MMAs and for their
@@ -14,7 +14,9 @@ shape, tile coordinate, thread index)``, so an epilogue that reads global memory
 compressed S) has its loads in flight during the MMAs; the epilogue keeps what they return.
 
 :func:`derive` makes four edits to the header's text and raises ``RuntimeError`` naming the text it
-did not find (checked with CUTLASS 4.7.0). The result defines
+did not find. The edits are checked against the CUTLASS versions in :data:`CHECKED_CUTLASS` (4.2.0 is
+what PyPI's ``nvidia-cutlass`` ships); ``toolchain`` refuses headers of any other version, since a
+kernel whose text still matched but whose synchronisation changed could hang or race. The result defines
 ``cutlass::gemm::kernel::PingpongConcurrentEpilogue<ProblemShape, CollectiveMainloop,
 CollectiveEpilogue, TileScheduler>`` beside the stock kernel; use it only with an epilogue that
 touches no shared memory and no named barrier.
@@ -23,6 +25,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# 4.7.0: built and GPU-tested; 4.2.0 (PyPI's nvidia-cutlass 4.2.0.0): the four edits match, the library builds
+CHECKED_CUTLASS = ("4.2.0", "4.7.0")
 HEADER = Path("include/cutlass/gemm/kernel/sm90_gemm_tma_warpspecialized_pingpong.hpp")
 OUT_NAME = "pingpong_concurrent_epilogue.hpp"
 
@@ -56,7 +60,7 @@ _EDITS = (
 
 
 def derive(cutlass: Path) -> str:
-    """The text of the derived header, from the checkout at ``cutlass``."""
+    """The text of the derived header, from the CUTLASS source tree at ``cutlass``."""
     path = Path(cutlass) / HEADER
     if not path.is_file():
         raise RuntimeError(f"CUTLASS header not found: {path}")
@@ -64,7 +68,7 @@ def derive(cutlass: Path) -> str:
     for what, old, new in _EDITS:
         if text.count(old) != 1:
             raise RuntimeError(f"{path}: {what} not found as expected (this build derives its ping-pong kernel "
-                               "from CUTLASS 4.7.0's text; use that version)")
+                               f"from the text of CUTLASS {' or '.join(CHECKED_CUTLASS)}; use one of those)")
         text = text.replace(old, new)
     return f"// Derived by elas_compile.kernels.cutlass.pingpong from {HEADER} (BSD-3-Clause, NVIDIA).\n" + text
 
