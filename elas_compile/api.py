@@ -13,6 +13,7 @@ import torch.nn as nn
 
 from elas_compile.config import ELASConfig
 from elas_compile.errors import ELASError, AlreadyAppliedError, AlreadyCompiledError, NothingMatchedError, ShapeError
+from elas_compile.init import check_svd_init, install_hf_init
 from elas_compile.lowrank import LowRankLinear
 from elas_compile.passes.model.match_mlp import match_mlp
 from elas_compile.passes.model.rewrite_mlp import ELASMLP, build_elas_mlp
@@ -106,6 +107,7 @@ def apply(model: nn.Module, config: ELASConfig = ELASConfig(), *, filter_fn: Opt
     if not isinstance(config, ELASConfig):
         raise TypeError(f"apply() expects an ELASConfig, got {type(config).__name__}")
     _check_model(model)
+    check_svd_init(model, config)
     mlp_plan = _plan_mlps(model, config, filter_fn)
     if not mlp_plan:
         raise NothingMatchedError(
@@ -120,6 +122,7 @@ def apply(model: nn.Module, config: ELASConfig = ELASConfig(), *, filter_fn: Opt
 
     inductor.install()  # the ELAS passes only: they touch ELAS ops alone
     model.elas_config = config
+    install_hf_init(model)  # transformers' init_weights() then initialises the factors (meta-device flows)
     log.info("elas_compile: rewrote %d MLPs and %d attention projections", len(mlp_plan), len(attn_plan))
     return model
 

@@ -15,6 +15,10 @@ class SparsitySchedule:
     Madhyastha et al. (2026) do: an int is a number of steps, a float in (0, 1) a fraction of
     ``total_steps``. Each switch changes one string attribute per MLP, so torch.compile recompiles
     once per phase and never again.
+
+    A model that already runs 2:4 when the schedule is made (loaded from a checkpoint of a run past
+    its warm-up: the mode travels in the state dict) stays 2:4: the schedule starts at the end of
+    its warm-up. To continue a run's count, ``load_state_dict`` its saved ``state_dict``.
     """
 
     def __init__(self, model: nn.Module, warmup_steps: Optional[int] = None, *, total_steps: Optional[int] = None,
@@ -29,7 +33,8 @@ class SparsitySchedule:
         self.warmup_steps = config.dense_warmup_steps if warmup_steps is None else int(warmup_steps)
         self.dense_final_steps = _final_steps(dense_final, total_steps)
         self.total_steps = total_steps
-        self.steps = 0
+        already_sparse = any(m.sparsity_mode != "dense" for m in self.modules)
+        self.steps = self.warmup_steps if already_sparse else 0
         self._sync()
 
     @property
