@@ -1,8 +1,8 @@
 """Whether two builds of the CUTLASS library compute bit-identical outputs (a kernel rewrite that
 must not change results). Run once per library, the reference first:
 
-    ELAS_CUTLASS_LIB=old.so python benchmarks/compare_cutlass_libs.py save /tmp/ref.pt
-    ELAS_CUTLASS_LIB=new.so python benchmarks/compare_cutlass_libs.py compare /tmp/ref.pt
+    ELAS_CUTLASS_LIB=old.so python -m tools.compare_cutlass_libs save /tmp/ref.pt
+    ELAS_CUTLASS_LIB=new.so python -m tools.compare_cutlass_libs compare /tmp/ref.pt
 
 For each shape (M x N x K, seeded random bf16 inputs): the up kernel's packed S, then the grad
 kernel's dy and dense S from that packed S; `compare` prints one line per shape with three booleans.
@@ -13,7 +13,7 @@ import sys
 
 import torch
 
-from elas_compile.kernels import cutlass_ext as C
+from elas_compile.kernels.cutlass import ops as C
 
 SHAPES = [(192, 320, 16), (16384, 4096, 256), (4096, 11008, 512)]
 

@@ -1,9 +1,9 @@
 """cuSPARSELt at the ELAS FFN's shapes, under CUDA graphs: every (algorithm, B layout, transposed
 result) that ``torch._cslt_sparse_mm`` accepts, against the dense product and the plan
-``elas_compile.cusparselt`` chooses. (Split-K 2/4/8 in modes 0/1 was refused for every id on the
-H100 with torch 2.11, 2026-11-23.)
+``elas_compile.cusparselt`` chooses (split-K 2/4/8 in modes 0/1 is refused for every id on an
+H100 with torch 2.11, so it is not tried).
 
-    python benchmarks/bench_cslt.py [--shapes 16384x8192x512,16384x4096x256] [--csv PATH]
+    python -m tools.cslt_algorithms [--shapes 16384x8192x512,16384x4096x256] [--csv PATH]
 
 Shape M x K x N: the 2:4 operand is M x K (tokens x F), B is K x N (the down projection's V
 factor, N = rank). ``b=t`` passes B as ``W.t()`` of a contiguous N x K weight (what the FFN does),
@@ -16,20 +16,15 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
-import sys
+from pathlib import Path
 
 import torch
 
-try:
-    import elas_compile.kernels  # noqa: F401
-except ImportError:
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks.outputs import write_csv
+from benchmarks.timing import graph_ms
 from elas_compile import cusparselt as C
 from elas_compile.kernels.triton.relu2_sparsify import relu2_sparsify24_compress
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import device_meta, graph_ms, write_csv  # noqa: E402
 
 def one_shape(m, k, n):
     packed = relu2_sparsify24_compress(torch.randn(m, k, device="cuda", dtype=torch.bfloat16))
@@ -60,7 +55,7 @@ def one_shape(m, k, n):
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--shapes", default="16384x8192x512,16384x4096x256")
-    ap.add_argument("--csv", default=os.path.join(os.path.dirname(__file__), "results", "bench_cslt.csv"))
+    ap.add_argument("--csv", default="cslt_algorithms.csv")
     args = ap.parse_args()
     torch.manual_seed(0)
     allrows = []
@@ -76,7 +71,9 @@ def main() -> None:
             print(f"  {r['what']:42s} {r['ms']:.4f} ms  {dense / r['ms']:.2f}x dense  err {r.get('rel_err', '')}")
         for r in at_search:
             print(f"  searched id / elas plan: {r['what']:42s} {r['ms']:.4f} ms  {dense / r['ms']:.2f}x")
-    write_csv(args.csv, allrows, device_meta(cusparselt=torch.backends.cusparselt.version()))
+    write_csv(Path(args.csv), allrows, [])
+    print(f"wrote {args.csv} ({torch.cuda.get_device_name()}, torch {torch.__version__}, "
+          f"cuSPARSELt {torch.backends.cusparselt.version()})")
 
 
 if __name__ == "__main__":

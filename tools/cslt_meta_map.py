@@ -4,7 +4,7 @@ For every group k of a rows x cols matrix, run b of ceil(log2(groups)) compressi
 positions (0, 1) if bit b of k is 0, else (2, 3); reading each metadata nibble over the runs
 spells the group it describes. Saves {shape: int64 tensor [meta_words, 4] of group ids}.
 
-    python benchmarks/cslt_meta_map.py OUT.pt
+    python -m tools.cslt_meta_map OUT.pt
 """
 import math
 import sys
@@ -34,11 +34,16 @@ def meta_map(rows, cols, dtype=torch.bfloat16):
     return acc.cpu()
 
 
-if __name__ == "__main__":
+def main(argv=None) -> None:
+    path, = sys.argv[1:] if argv is None else argv
     out = {}
     for shape in [(128, 128), (256, 512), (384, 256), (128, 384)]:
         m = meta_map(*shape)
         uniq = m.flatten().unique().numel()
         print(shape, "words", m.shape[0], "distinct groups", uniq, "of", shape[0] * shape[1] // 4, flush=True)
         out[f"{shape[0]}x{shape[1]}"] = m
-    torch.save(out, sys.argv[1])
+    torch.save(out, path)
+
+
+if __name__ == "__main__":
+    main()

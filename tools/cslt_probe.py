@@ -5,27 +5,19 @@ Checks that ``torch._cslt_compress`` writes the layout of ``elas_compile.kernels
 ``torch._cslt_sparse_mm`` accepts, checks products of our compressed buffers for each id, and dumps
 raw buffers (``--out DIR``) for offline analysis when something disagrees.
 
-    python benchmarks/cslt_probe.py --out /tmp/probe
+    python -m tools.cslt_probe --out /tmp/probe
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import sys
 
 import torch
 
-try:  # installed (python3 -m pip install -e .), else run from a checkout
-    import elas_compile.kernels  # noqa: F401
-except ImportError:
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
+from elas_compile.cusparselt import valid_algorithms as valid_alg_ids
 from elas_compile.kernels.cslt_layout import compress24_reference, decompress24_reference, meta_numel, values_numel
 from elas_compile.kernels.reference import sparsify24
-
-
-from elas_compile.cusparselt import valid_algorithms as valid_alg_ids  # noqa: E402
 
 
 def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:

@@ -1,10 +1,9 @@
-// Probe for the next step of the ELAS FFN (docs/benchmarks.md, "the bound"): does a CUTLASS 3 Hopper
-// GEMM (TMA, warp-specialized) reach cuBLAS at the up projection's shape, and what does an activation
-// in its epilogue cost? y = h @ U^T, h: M x K row-major, U: N x K row-major, y: M x N row-major, bf16.
+// Probe: does a CUTLASS 3 Hopper GEMM (TMA, warp-specialized) reach cuBLAS at the ELAS FFN's up
+// projection's shape, and what does an activation in its epilogue cost? y = h @ U^T, h: M x K row-major, U: N x K row-major, y: M x N row-major, bf16.
 //
 // Build (CUTLASS headers in .cutlass/, fetched from github:NVIDIA/cutlass, not part of the product):
 //   nvcc -std=c++20 -O3 -DNDEBUG --expt-relaxed-constexpr -gencode=arch=compute_90a,code=sm_90a \
-//        -I.cutlass/include -I.cutlass/tools/util/include benchmarks/cutlass_probe.cu -o cutlass_probe
+//        -I.cutlass/include -I.cutlass/tools/util/include tools/cutlass_probe.cu -o cutlass_probe
 //   ./cutlass_probe [M N K]   (default 16384 8192 512; prints ms and TFLOP/s per variant)
 #include <cstdio>
 #include <cstdlib>

@@ -1,6 +1,6 @@
 """The ELAS FFN's large cuBLAS GEMMs in every operand / result layout the op could use.
 
-    python benchmarks/bench_gemm_layout.py [--shapes 16384x8192x512,16384x4096x256] [--csv PATH]
+    python -m tools.gemm_layouts [--shapes 16384x8192x512,16384x4096x256] [--csv PATH]
 
 Shape T x F x r (tokens, FFN width, rank). cuBLAS picks its kernel by the operands' layouts, and
 the same product can run as C = A B or as C^T = B^T A^T (the result then lies transposed in
@@ -18,13 +18,13 @@ GEMMs (h: T x r, Wu: F x r up factor, Vd: r x F down factor, g: T x r, dy and S:
 from __future__ import annotations
 
 import argparse
-import os
 import sys
+from pathlib import Path
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import device_meta, graph_ms, write_csv  # noqa: E402
+from benchmarks.outputs import write_csv
+from benchmarks.timing import graph_ms
 
 
 def candidates(t: torch.Tensor) -> dict:
@@ -83,10 +83,10 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shapes", default="16384x8192x512,16384x4096x256")
     ap.add_argument("--blas", default="cublas,cublaslt", help="torch.backends.cuda.preferred_blas_library values")
-    ap.add_argument("--csv", default="benchmarks/results/bench_gemm_layout.csv")
+    ap.add_argument("--csv", default="gemm_layouts.csv")
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():
-        sys.exit("bench_gemm_layout needs a CUDA GPU")
+        sys.exit("gemm_layouts needs a CUDA GPU")
     torch.manual_seed(0)
     default_blas = str(torch.backends.cuda.preferred_blas_library())
     rows = []
@@ -96,7 +96,8 @@ def main(argv=None) -> None:
             tok, f, r = (int(v) for v in s.split("x"))
             print(f"{tok}x{f}x{r} ({blas}):", flush=True)
             rows += one_shape(tok, f, r, blas)
-    write_csv(args.csv, rows, device_meta(default_blas=default_blas))
+    write_csv(Path(args.csv), rows, [])
+    print(f"wrote {args.csv} ({torch.cuda.get_device_name()}, torch {torch.__version__}, default BLAS {default_blas})")
     print(f"\n{'T x F x r':>16} {'blas':9s} {'gemm':4s} {'fastest candidate':38s} {'ms':>7} {'first ms':>8} {'gain':>5}")
     for blas in args.blas.split(","):
         for s in args.shapes.split(","):

@@ -1,42 +1,35 @@
-"""One call of each kernel bench_cutlass.py times, bracketed for Nsight Compute.
+"""One call of each GEMM the ``kernels`` suite times (cuBLAS alone, split, CUTLASS; up and grad),
+bracketed for Nsight Compute.
 
     ncu --profile-from-start off --clock-control none --set full -o REPORT \\
-        python benchmarks/profile_cutlass.py [--shape 16384x8192x512]
+        python -m tools.profile_cutlass [--shape 16384x8192x512]
 
-Warms every kernel up first (autotuning, plan choice, library load), then runs, between
-cudaProfilerStart and Stop: cuBLAS y = h U^T, the CUTLASS up kernel, cuBLAS dS = g W, the Triton
-masked backward pass, the CUTLASS grad kernel. Nothing is timed here: ncu measures.
+Shape: tokens M x FFN width F x rank r. Warms every kernel up first (autotuning, plan choice,
+library load), then runs each once between cudaProfilerStart and Stop. Nothing is timed here:
+ncu measures.
 """
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 
 import torch
 
-try:  # installed (python3 -m pip install -e .), else run from a checkout
-    import elas_compile.kernels  # noqa: F401
-except ImportError:
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from elas_compile.kernels import cutlass_ext as C
-from elas_compile.kernels import triton_ops  # noqa: F401  (registers the Triton ops)
+import elas_compile  # noqa: F401  (registers torch.ops.elas)
+from benchmarks.suites.kernels import gemm_ops
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_cutlass import kernel_calls  # noqa: E402
-
-PROFILED = ("cublas", "cutlass", "grad_cublas", "grad_split", "grad_cutlass")
+PROFILED = ("up_gemm", "grad_gemm")
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--shape", default="16384x8192x512")
+    p.add_argument("--shape", default="16384x8192x512", help="M x F x r")
     args = p.parse_args(argv)
-    reason = C.unavailable_reason("cuda")
-    if reason:
-        raise SystemExit(f"profile_cutlass: {reason}")
-    calls = kernel_calls(*map(int, args.shape.split("x")))
-    calls = [calls[name] for name in PROFILED]
+    if not torch.cuda.is_available():
+        raise SystemExit("profile_cutlass: needs a CUDA GPU")
+    ops, missing = gemm_ops(*map(int, args.shape.split("x")))
+    if missing:
+        raise SystemExit(f"profile_cutlass: {missing}")
+    calls = [fn for op, _, fn in ops if op in PROFILED]
     for fn in calls:
         fn(), fn()
     torch.cuda.synchronize()

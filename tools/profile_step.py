@@ -1,14 +1,14 @@
 """Where a training step's GPU time goes: kernel time per category, per variant (GPU only).
 
-Builds each variant as ``elas-compile bench`` does (same model, optimizer, step), compiles it in
-the default mode (no CUDA graphs, so the profiler sees every kernel; ``--compile-mode`` takes another
-mode: whether the profiler lists the kernels of CUDA graphs' replays was not checked, the run that
-tried it was lost), runs warm-up steps, times
+Builds each variant as ``elas-compile bench`` does (same model, optimizer, step, step passes), in
+its own fresh compile cache, compiles it in the default mode (no CUDA graphs, so the profiler sees
+every kernel; ``--compile-mode`` takes another mode: whether the profiler lists the kernels of
+CUDA graphs' replays is not checked), runs warm-up steps, times
 ``--steps`` steps with CUDA events, then profiles ``--profile-steps`` steps with torch.profiler and
 sums the kernels' device time per category (GEMM, cuSPARSELt, attention, Inductor's fused kernels,
 optimizer, loss, ...). Prints a table (ms per step) and the top kernels of each variant, writes CSV.
 
-    python benchmarks/profile_step.py --preset llama-350m --variants full lowrank-attn elas-masked-attn \\
+    python -m tools.profile_step --preset llama-350m --variants full lowrank-attn elas-masked-attn \\
         --loss graph eager --csv step_profile.csv
 """
 from __future__ import annotations
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import device_meta, write_csv  # noqa: E402
+from benchmarks.compile_cache import fresh_compile_cache
+from benchmarks.outputs import write_csv
 
 # first match wins; names are CUDA kernel names as the profiler reports them
 CATEGORIES = [
@@ -104,15 +104,16 @@ def main() -> None:
 
     rt = make_runtime("cuda", "auto", True, compile_mode=args.compile_mode)
     rows, top = [], []
+    cols = ["step_ms", "kernel_ms"] + [c for c, _ in CATEGORIES] + ["other"]
+    csv_path = Path(args.csv)
     for loss in args.loss:
         for name in args.variants:
-            rows.append(profile_variant(args.preset, name, loss, rt, args, top))
-            _cleanup(rt)
+            with fresh_compile_cache(f"{name}_{loss}"):
+                rows.append(profile_variant(args.preset, name, loss, rt, args, top))
+                _cleanup(rt)
             print({k: round(v, 2) if isinstance(v, float) else v for k, v in rows[-1].items()}, flush=True)
-            write_csv(args.csv, rows, device_meta(preset=args.preset))  # partial results survive a timeout
-    write_csv(args.csv, rows, device_meta(preset=args.preset))
-    write_csv(args.csv.replace(".csv", "_kernels.csv"), top, device_meta(preset=args.preset))
-    cols = ["step_ms", "kernel_ms"] + [c for c, _ in CATEGORIES] + ["other"]
+            write_csv(csv_path, rows, list(rows[0]))  # partial results survive a timeout
+    write_csv(csv_path.with_name(csv_path.stem + "_kernels.csv"), top, ["variant", "loss_in", "kernel", "category", "ms"])
     print(f"\n{'variant':<18} {'loss in':<8}" + "".join(f"{c[:11]:>12}" for c in cols))
     for r in rows:
         print(f"{r['variant']:<18} {r['loss_in']:<8}" + "".join(f"{r[c]:>12.2f}" for c in cols))

@@ -3,7 +3,7 @@
 torch picks cuDNN's attention on Hopper first; this times it against FlashAttention-2 and the
 memory-efficient kernel at LLaMA preset shapes (64 x 256 tokens, head dim 64 or 128), CUDA graphs.
 
-    python benchmarks/bench_sdpa.py --csv sdpa.csv
+    python -m tools.sdpa_backends --csv sdpa.csv
 """
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import device_meta, graph_ms, write_csv  # noqa: E402
+from benchmarks.outputs import write_csv
+from benchmarks.timing import graph_ms
 
 BACKENDS = {"cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION,
             "efficient": SDPBackend.EFFICIENT_ATTENTION}
@@ -43,7 +43,7 @@ def main() -> None:
     ap.add_argument("--csv", default="sdpa.csv")
     args = ap.parse_args()
     if not torch.cuda.is_available():
-        sys.exit("bench_sdpa.py needs a CUDA GPU")
+        sys.exit("sdpa_backends needs a CUDA GPU")
     rows = []
     for name in args.shapes:
         b, h, s, d = SHAPES[name]
@@ -54,7 +54,8 @@ def main() -> None:
                 print(f"{name} {label}: {str(e).splitlines()[0][:100]}")
                 continue
             rows.append({"preset": name, "shape": f"{b}x{h}x{s}x{d}", "backend": label, "fwd_ms": f, "fwd_bwd_ms": fb})
-    write_csv(args.csv, rows, device_meta())
+    write_csv(Path(args.csv), rows, [])
+    print(f"wrote {args.csv} ({torch.cuda.get_device_name()}, torch {torch.__version__})")
     print(f"{'preset':<6} {'b x h x s x d':<16} {'backend':<10} {'fwd ms':>8} {'fwd+bwd ms':>11}")
     for r in rows:
         print(f"{r['preset']:<6} {r['shape']:<16} {r['backend']:<10} {r['fwd_ms']:>8.4f} {r['fwd_bwd_ms']:>11.4f}")
