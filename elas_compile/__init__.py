@@ -17,6 +17,7 @@ from elas_compile import ops  # noqa: E402,F401  (registers torch.ops.elas.*)
 from elas_compile import fused_ffn  # noqa: E402,F401  (registers the fast FFN op)
 from elas_compile import autocast  # noqa: E402,F401  (autocast rules of the elas ops)
 from elas_compile.api import apply, elas_mlps
+from elas_compile.checkpoint import from_pretrained, save_pretrained
 from elas_compile.config import ELASConfig
 from elas_compile.errors import (AlreadyAppliedError, AlreadyCompiledError, ELASError, NothingMatchedError,
                                  ShapeError, UnsupportedActivationError)
@@ -29,5 +30,5 @@ __version__ = "0.1.0"
 __all__ = [
     "apply", "elas_mlps", "explain", "ELASConfig", "step_passes", "enable_step_passes", "SparsitySchedule", "LowRankLinear", "ELASError",
     "AlreadyAppliedError", "AlreadyCompiledError", "NothingMatchedError", "ShapeError",
-    "UnsupportedActivationError", "__version__",
+    "UnsupportedActivationError", "save_pretrained", "from_pretrained", "__version__",
 ]

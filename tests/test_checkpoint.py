@@ -86,3 +86,88 @@ def test_checkpoints_with_the_old_factor_names_still_load():
     fresh.load_state_dict(old)  # strict: nothing missing, nothing unexpected
     mlp, ref = fresh.model.layers[1].mlp, saved.model.layers[1].mlp
     assert torch.equal(mlp.down_proj.v, ref.down_proj.v) and torch.equal(mlp.up_proj.u, ref.up_proj.u)
+
+
+# --- save_pretrained / from_pretrained ----------------------------------------------------------
+
+def _logits(model):
+    with torch.no_grad():
+        return model.eval()(input_ids=_ids()).logits
+
+
+def test_save_and_from_pretrained_give_identical_logits(tmp_path):
+    saved = _sparse_trained()
+    elas_compile.save_pretrained(saved, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "elas_config.json", "model.safetensors"]
+    loaded = elas_compile.from_pretrained(tmp_path)
+    assert _modes(loaded) == {"masked"} and not loaded.training
+    assert loaded.elas_config == saved.elas_config
+    assert (_logits(loaded) - _logits(saved)).abs().max().item() == 0
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_tied_embeddings_rotary_tables_and_dtype_survive(tmp_path, dtype):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from tiny_models import _common
+
+    # built as transformers builds a bf16 model: weights in dtype, rotary tables in float32
+    saved = LlamaForCausalLM._from_config(LlamaConfig(**_common(tie_word_embeddings=True)), dtype=dtype)
+    elas_compile.apply(saved, CFG)
+    elas_compile.save_pretrained(saved, tmp_path)
+    loaded = elas_compile.from_pretrained(tmp_path)
+    assert loaded.lm_head.weight is loaded.model.embed_tokens.weight and loaded.lm_head.weight.dtype == dtype
+    assert torch.equal(loaded.model.rotary_emb.inv_freq, saved.model.rotary_emb.inv_freq)
+    assert (_logits(loaded) - _logits(saved)).abs().max().item() == 0
+
+
+def test_transformers_own_from_pretrained_refuses_an_elas_folder(tmp_path):
+    from transformers import AutoConfig, AutoModelForCausalLM, LlamaForCausalLM
+
+    elas_compile.save_pretrained(_sparse_trained(), tmp_path)
+    for load in (LlamaForCausalLM.from_pretrained, AutoModelForCausalLM.from_pretrained):
+        with pytest.raises(KeyError, match=r"an ELAS model: load it with elas_compile\.from_pretrained"):
+            load(tmp_path)
+    config = AutoConfig.from_pretrained(tmp_path)  # still readable, and says what it is
+    assert config.architectures == ["ELASLlamaForCausalLM"] and config.elas["original"]["hidden_act"] == "silu"
+
+
+def test_from_pretrained_takes_elas_config_overrides(tmp_path):
+    elas_compile.save_pretrained(_sparse_trained(), tmp_path)
+    loaded = elas_compile.from_pretrained(tmp_path, kernels="reference")
+    assert {m.kernels for _, m in elas_compile.elas_mlps(loaded)} == {"reference"}
+    with pytest.raises(TypeError, match="colour"):
+        elas_compile.from_pretrained(tmp_path, colour="blue")
+
+
+def test_bad_inputs_are_refused_with_the_way_out(tmp_path):
+    with pytest.raises(elas_compile.ELASError, match="holds no model.safetensors"):
+        elas_compile.from_pretrained(tmp_path)
+    with pytest.raises(elas_compile.ELASError, match="without ELAS"):
+        elas_compile.save_pretrained(llama(), tmp_path)
+    elas_compile.save_pretrained(_sparse_trained(), tmp_path)
+    (tmp_path / "elas_config.json").unlink()
+    with pytest.raises(elas_compile.ELASError, match="elas_config.json is missing"):
+        elas_compile.from_pretrained(tmp_path)
+
+
+def test_a_train_run_folder_loads_with_or_without_its_configs(tmp_path, tmp_path_factory, monkeypatch):
+    from safetensors.torch import load_file
+
+    from conftest import write_docs_text
+    from elas_compile.checkpoint import write_configs
+    from elas_compile.cli import main
+
+    monkeypatch.setenv("ELAS_COMPILE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "run"
+    assert main(["train", "--data", write_docs_text(tmp_path_factory, 60_000), "--vocab-size", "300", "--batch-size", "2",
+                 "--seq-len", "32", "--steps", "2", "--dense-warmup-steps", "1", "--no-progress", "--threads", "1",
+                 "--out", str(run)]) == 0
+    from_run_json = elas_compile.from_pretrained(run)  # checkpoint/ without config.json: rebuilt from run.json
+    state = from_run_json.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in load_file(str(run / "checkpoint" / "model.safetensors")).items())
+    assert _modes(from_run_json) == {"masked"}
+    write_configs(run / "checkpoint", from_run_json)  # what the training code writes beside its weights
+    from_configs = elas_compile.from_pretrained(run)
+    assert (_logits(from_configs) - _logits(from_run_json)).abs().max().item() == 0
