@@ -175,9 +175,9 @@ def run_bench(presets: List[str], variants: List[str], rt: Runtime, *, batch: Op
             if on_row is not None:
                 on_row(rows)
         full = next((r for r in rows if r["preset"] == preset and r["variant"] == "full"
-                     and r.get("tokens_per_s")), None)
+                     and r.get("tokens_per_s")), None) if rt.device.type == "cuda" else None
         for r in rows:
-            if r["preset"] == preset and full and r.get("tokens_per_s") and rt.device.type == "cuda":
+            if r["preset"] == preset and full and r.get("tokens_per_s"):
                 r["speedup_vs_full"] = r["tokens_per_s"] / full["tokens_per_s"]
     return rows
 

@@ -127,12 +127,12 @@ def resolve(opts: Dict[str, Any]) -> Dict[str, Any]:
         if o.get(key) is None:
             o[key] = getattr(preset, key)
     if o.get("warmup_steps") is None:
-        o["warmup_steps"] = max(1, o["steps"] // 10) if o["steps"] >= 1 else 0
+        o["warmup_steps"] = max(1, o["steps"] // 10)
     if o.get("dense_warmup_steps") is None:
         o["dense_warmup_steps"] = min(1000, o["steps"] // 10)
     if o.get("save_every") is None:
         o["save_every"] = o["eval_every"]
-    if o.get("hf_dataset") and o.get("hf_max_tokens") is None and o["steps"] >= 1 and 0 < o["val_fraction"] < 1:
+    if o.get("hf_dataset") and o.get("hf_max_tokens") is None and 0 < o["val_fraction"] < 1:
         # one epoch of the run, plus the validation tail the split takes from it
         o["hf_max_tokens"] = math.ceil(o["steps"] * o["batch_size"] * (o["seq_len"] + 1) / (1 - o["val_fraction"]))
     check_options(o)
@@ -174,6 +174,6 @@ def read_saved_options(run_dir: Path) -> Optional[Dict[str, Any]]:
 
 def run_files(run_dir: Path) -> List[Path]:
     """Files a run writes (removed by --overwrite; nothing else in the folder is touched)."""
-    names = ["run.json", "metrics.csv", "metrics.json", "loss.png", "explain.txt", "tokenizer.json",
-             "tokenizer", "checkpoint", "checkpoint.tmp", "checkpoint.old", "train.log", "tensorboard", "wandb", "wandb.id"]
+    names = ["run.json", "metrics.csv", "metrics.json", "loss.png", "explain.txt", "tokenizer.json", "tokenizer",
+             "checkpoint", "checkpoint.tmp", "checkpoint.old", "train.log", "tensorboard", "wandb", "wandb.id"]
     return [run_dir / n for n in names]

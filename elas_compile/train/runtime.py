@@ -98,7 +98,8 @@ def set_threads(threads: Optional[int]) -> int:
     return torch.get_num_threads()
 
 
-def resolve_compile_mode(compile_mode: Optional[str], compile: bool, dev: torch.device, parallel: str) -> Optional[str]:
+def resolve_compile_mode(compile_mode: Optional[str], compile: bool, dev: torch.device,
+                         parallel: str) -> Optional[str]:
     """``--compile-mode``, checked; unset: CUDA graphs (``reduce-overhead``) for one process on CUDA,
     torch.compile's default otherwise. ``None`` stands for torch.compile's default mode."""
     if compile_mode is not None and compile_mode not in COMPILE_MODES:
