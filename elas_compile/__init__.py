@@ -22,6 +22,7 @@ from elas_compile.config import ELASConfig
 from elas_compile.errors import (AlreadyAppliedError, AlreadyCompiledError, ELASError, NothingMatchedError,
                                  ShapeError, UnsupportedActivationError)
 from elas_compile.lowrank import LowRankLinear
+from elas_compile.merge import merge
 from elas_compile.passes.compile.inductor import enable_step_passes, step_passes
 from elas_compile.report import explain
 from elas_compile.schedule import SparsitySchedule
@@ -30,5 +31,5 @@ __version__ = "0.1.0"
 __all__ = [
     "apply", "elas_mlps", "explain", "ELASConfig", "step_passes", "enable_step_passes", "SparsitySchedule", "LowRankLinear", "ELASError",
     "AlreadyAppliedError", "AlreadyCompiledError", "NothingMatchedError", "ShapeError",
-    "UnsupportedActivationError", "save_pretrained", "from_pretrained", "__version__",
+    "UnsupportedActivationError", "save_pretrained", "from_pretrained", "merge", "__version__",
 ]
