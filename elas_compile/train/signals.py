@@ -56,5 +56,6 @@ class StopSignals:
 
     def __exit__(self, *exc) -> None:
         for s, previous in self._previous.items():
-            signal.signal(s, previous)
+            # None: the previous handler was not set from Python; the default is the closest
+            signal.signal(s, previous if previous is not None else signal.SIG_DFL)
         self._previous.clear()
