@@ -107,6 +107,31 @@ def test_disk_full_during_a_save(tmp_path, text_file, capsys, monkeypatch, where
     assert resume(out) == 0  # and the run goes on from there
 
 
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="names open files through Linux /proc")
+def test_checkpoint_reaches_the_disk_before_it_is_published(tmp_path, text_file, monkeypatch):
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("replace", str(src), str(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    out = tmp_path / "run"
+    assert run(text_file, out, "--stop-at", "1") == 0
+    publish = next(i for i, e in enumerate(events) if e[0] == "replace" and e[1].endswith("checkpoint.tmp"))
+    synced = {e[1] for e in events[:publish] if e[0] == "fsync"}
+    tmp = out / "checkpoint.tmp"
+    for f in ["dcp/__0_0.distcp", "dcp/.metadata", "model.safetensors", "state.safetensors", "state.json", "dcp", "."]:
+        assert str((tmp / f).resolve()) in synced, f
+    assert ("fsync", str(out.resolve())) in events[publish:]  # the rename itself
+
+
 def test_read_only_folder_at_save(stopped, capsys, monkeypatch):
     real_mkdir = Path.mkdir
 
