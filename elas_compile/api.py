@@ -1,22 +1,24 @@
-"""elas_compile.apply: rewrite an unmodified LLaMA-like model into an ELAS model, in place.
+"""elas_compile.apply: rewrite an unmodified model into an ELAS model, in place.
 
 All-or-nothing: every MLP is matched and every replacement built before the model is touched,
-so an exception leaves the model exactly as it was.
+so an exception leaves the model exactly as it was. What was rewritten, and why every module that
+looks like an MLP was left alone, is recorded in ``model.elas_summary`` (``explain`` prints it).
 """
 from __future__ import annotations
 
 import logging
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import torch
 import torch.nn as nn
 
 from elas_compile.config import ELASConfig
-from elas_compile.errors import ELASError, AlreadyAppliedError, AlreadyCompiledError, NothingMatchedError, ShapeError
+from elas_compile.diagnostics import warn_once
+from elas_compile.errors import AlreadyAppliedError, AlreadyCompiledError, NothingMatchedError, UnsupportedActivationError
 from elas_compile.init import check_svd_init, install_hf_init
-from elas_compile.lowrank import LowRankLinear
-from elas_compile.passes.model.match_mlp import match_mlp
-from elas_compile.passes.model.rewrite_mlp import ELASMLP, build_elas_mlp
+from elas_compile.passes.model.experts import ELASExperts
+from elas_compile.passes.model.plan import plan_attention, plan_ffn
+from elas_compile.passes.model.rewrite_mlp import ELASMLP
 
 log = logging.getLogger("elas_compile")
 
@@ -24,60 +26,18 @@ FilterFn = Callable[[nn.Module, str], bool]
 
 
 def _check_model(model: nn.Module) -> None:
-    if isinstance(model, torch._dynamo.eval_frame.OptimizedModule):
+    compiled = [name or "<root>" for name, m in model.named_modules()
+                if isinstance(m, torch._dynamo.eval_frame.OptimizedModule)]
+    if compiled:
         raise AlreadyCompiledError(
-            "apply() got a model already wrapped by torch.compile; call elas_compile.apply(model) "
-            "first, then torch.compile(model)."
-        )
+            f"apply() got a model holding modules already wrapped by torch.compile ({', '.join(compiled[:3])}"
+            f"{' ...' if len(compiled) > 3 else ''}): their originals would keep running. Call "
+            "elas_compile.apply(model) on the uncompiled model first, then torch.compile.")
     for name, module in model.named_modules():
-        if isinstance(module, ELASMLP):
+        if isinstance(module, (ELASMLP, ELASExperts)):
             raise AlreadyAppliedError(
-                f"module '{name}' is already an ELAS MLP: elas_compile.apply was applied to this model "
-                "before. Apply it once, to the original model."
-            )
-
-
-def _plan_mlps(model: nn.Module, config: ELASConfig, filter_fn: Optional[FilterFn]):
-    plan = []
-    taken: set[str] = set()
-    for path, module in model.named_modules():
-        if any(path.startswith(t + ".") for t in taken):
-            continue  # inside an MLP already planned
-        if filter_fn is not None and not filter_fn(module, path):
-            continue
-        match = match_mlp(module, path)
-        if match is None:
-            continue
-        if path == "":
-            raise ELASError(
-                f"apply() got a bare MLP ({type(model).__name__}); it rewrites MLPs inside a model in place. "
-                "Wrap it, e.g. apply(nn.Sequential(mlp)), and use the wrapper."
-            )
-        f_new = config.ffn_width(match.intermediate)
-        if config.sparsity and f_new % 4 != 0:
-            raise ShapeError(
-                f"module '{path}': the new intermediate width {f_new} is not a multiple of 4, which 2:4 "
-                f"sparsity needs. Use an ELASConfig with ffn_width_multiple a multiple of 4 (default 128)."
-            )
-        plan.append((path, build_elas_mlp(module, match, config, path)))
-        taken.add(path)
-    return plan
-
-
-def _plan_attention(model: nn.Module, config: ELASConfig, mlp_paths: list[str], filter_fn):
-    """Every other nn.Linear inside the blocks (parents of the MLPs): the attention projections."""
-    plan = []
-    blocks = {p.rpartition(".")[0] for p in mlp_paths}
-    for path, module in model.named_modules():
-        inside_block = any(path.startswith(b + ".") for b in blocks if b)
-        inside_mlp = any(path == m or path.startswith(m + ".") for m in mlp_paths)
-        if not (isinstance(module, nn.Linear) and inside_block and not inside_mlp):
-            continue
-        if filter_fn is not None and not filter_fn(module, path):
-            continue
-        rank = config.rank_for(module.in_features)
-        plan.append((path, LowRankLinear.from_linear(module, rank, config.lowrank_form, config.init)))
-    return plan
+                f"module '{name}' is already an ELAS module: elas_compile.apply was applied to this model "
+                "before. Apply it once, to the original model.")
 
 
 def _swap(model: nn.Module, plan) -> None:
@@ -94,39 +54,53 @@ def _swap(model: nn.Module, plan) -> None:
         raise
 
 
-def apply(model: nn.Module, config: ELASConfig = ELASConfig(), *, filter_fn: Optional[FilterFn] = None) -> nn.Module:
+def apply(model: nn.Module, config: ELASConfig = ELASConfig(), *, filter_fn: Optional[FilterFn] = None,
+          example_inputs: Optional[Sequence] = None) -> nn.Module:
     """Rewrite ``model`` in place into an ELAS model and return it.
 
-    Every MLP found by structure (gated SiLU/GELU, fused gate-up, or plain) becomes
-    ``down(sparsify24(relu(up(x)) ** 2))`` with low-rank ``up`` and ``down``; with
-    ``config.targets`` containing ``"attention"`` the other linears of those blocks become low rank too.
+    Every MLP found by structure (gated SiLU/GELU, fused gate-up, or plain; nn.Linear or GPT-2's
+    Conv1D projections; biases and dropout kept) becomes ``down(sparsify24(relu(up(x)) ** 2))``
+    with low-rank ``up`` and ``down``; routed experts stored as stacked parameters become ELAS
+    experts (``config.experts``); with ``config.targets`` containing ``"attention"`` the
+    projections feeding each attention op, and reading its output, become low rank too (found
+    by running the model once on ``example_inputs``, default token ids of shape (1, 8)).
 
     ``filter_fn(module, fqn) -> bool`` limits the rewrite to modules for which it returns True.
+    ``model.elas_summary`` says what was rewritten and why each MLP-like module was left alone.
     Then call ``torch.compile(model)``; drive the dense warm-up with :class:`SparsitySchedule`.
     """
     if not isinstance(config, ELASConfig):
         raise TypeError(f"apply() expects an ELASConfig, got {type(config).__name__}")
     _check_model(model)
     check_svd_init(model, config)
-    mlp_plan = _plan_mlps(model, config, filter_fn)
-    if not mlp_plan:
+    plan = plan_ffn(model, config, filter_fn)
+    if plan.refusals:
+        raise UnsupportedActivationError(plan.refusals)
+    if not plan.swaps:
         raise NothingMatchedError(
-            f"no MLP in {type(model).__name__} matched a supported pattern (gated SiLU/GELU, fused gate-up, "
-            "or plain down(act(up(x))) with nn.Linear projections); nothing was changed. See "
-            "docs/sharp_edges.md, or check filter_fn if you passed one."
-        )
-    mlp_paths = [p for p, _ in mlp_plan]
-    attn_plan = _plan_attention(model, config, mlp_paths, filter_fn) if "attention" in config.targets else []
-    _swap(model, mlp_plan + attn_plan)
+            f"no MLP in {type(model).__name__} was rewritten (elas_compile rewrites gated SiLU/GELU, fused gate-up "
+            "and plain down(act(up(x))) MLPs of nn.Linear or Conv1D projections, and transformers' stacked "
+            "experts); nothing was changed. See docs/sharp_edges.md, or check filter_fn if you passed one.",
+            plan.summary.left)
+    if "attention" in config.targets:
+        plan_attention(model, config, plan, filter_fn, example_inputs)
+    _swap(model, plan.swaps)
     from elas_compile.passes.compile import inductor
 
     inductor.install()  # the ELAS passes only: they touch ELAS ops alone
     model.elas_config = config
+    model.elas_summary = plan.summary
     install_hf_init(model)  # transformers' init_weights() then initialises the factors (meta-device flows)
-    log.info("elas_compile: rewrote %d MLPs and %d attention projections", len(mlp_plan), len(attn_plan))
+    blocked = [(r.path, n) for r in plan.summary.rewritten for n in r.notes if n.startswith("reference 2:4 ops")]
+    if blocked:
+        warn_once(f"{len(blocked)} rewritten module(s) run the reference 2:4 ops under torch.compile, not the fused "
+                  f"kernel (e.g. '{blocked[0][0]}': {blocked[0][1][len('reference 2:4 ops: '):]}); "
+                  "explain(model) lists them")
+    log.info("elas_compile: %s", "; ".join(plan.summary.lines()))
     return model
 
 
-def elas_mlps(model: nn.Module) -> list[tuple[str, ELASMLP]]:
-    """The ELAS MLP modules of a rewritten model, with their paths."""
-    return [(n, m) for n, m in model.named_modules() if isinstance(m, ELASMLP)]
+def elas_mlps(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The ELAS FFN modules of a rewritten model (MLPs and routed experts), with their paths: the
+    modules :class:`SparsitySchedule` switches."""
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, (ELASMLP, ELASExperts))]

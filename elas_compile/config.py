@@ -2,15 +2,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Tuple, Union
+from typing import Optional, Tuple, Union
 
 from elas_compile.backends import KERNEL_CHOICES
+from elas_compile.errors import ConfigError
 from elas_compile.modes import SPARSE_MODES
 
 LOWRANK_FORMS = ("plain", "cola")
 INITS = ("random", "svd")
 BACKWARD_MODES = SPARSE_MODES
 TARGETS = ("ffn", "attention")
+EXPERTS = ("rewrite", "keep")
+GATED_KINDS = ("gated", "fused")  # MLP kinds whose gate the rewrite drops
+GATED_WIDTH_MULTIPLIER = 1.5
 
 
 @dataclass(frozen=True)
@@ -19,20 +23,25 @@ class ELASConfig:
 
     The defaults follow the ELAS paper (2026): FFN linears of rank 1/4 of the hidden size as a
     plain product U·V, the gated MLP replaced by a squared-ReLU MLP 1.5x as wide, 2:4 activation
-    sparsity after 1000 dense warm-up steps.
+    sparsity after 1000 dense warm-up steps. A bad value raises :class:`ConfigError`.
     """
 
     rank: Union[int, float] = 0.25
     """Rank r of every factorized linear. An int is used as is; a float in (0, 1] is a ratio
-    of the model's hidden size (the MLP's input features), rounded to a multiple of 16 (at least 16)."""
+    of the model's hidden size (the MLP's input features), rounded to a multiple of 16 (at least 16).
+    ``apply`` refuses a rank at or above min(in, out) of an MLP factor (that is no low-rank
+    factorization) and skips, with the reason in its summary, an attention projection whose factors
+    would not be smaller than its weight (r·(in + out) >= in·out, e.g. GQA's k/v projections)."""
 
     lowrank_form: str = "plain"
     """``"plain"``: W = U·V, the output is U(V x) (ELAS, LORO). ``"cola"``: U(σ(V x)) with σ =
     SiLU between the factors (CoLA, 2025)."""
 
-    ffn_width_multiplier: float = 1.5
+    ffn_width_multiplier: Optional[float] = None
     """New intermediate width = round(multiplier x original width) to a multiple of
-    ``ffn_width_multiple``. 1.5 keeps the parameter count comparable when the gate is dropped."""
+    ``ffn_width_multiple``. None (the default) keeps each MLP's dense parameter count: 1.5 for gated
+    MLPs (three d x F matrices become two d x 1.5F ones when the gate is dropped) and 1.0 for plain
+    ones (two matrices stay two). A number applies to every MLP and expert."""
 
     ffn_width_multiple: int = 128
     """The new intermediate width is rounded to a multiple of this (128 suits the sparse GEMM)."""
@@ -57,6 +66,15 @@ class ELASConfig:
     """What to rewrite: ``"ffn"`` (the MLPs) and optionally ``"attention"`` (every other linear in
     the blocks that hold a rewritten MLP, i.e. the attention projections, made low rank)."""
 
+    experts: str = "rewrite"
+    """Routed experts stored as stacked parameters (transformers 5's ``experts.gate_up_proj`` /
+    ``experts.down_proj``): ``"rewrite"`` makes them low-rank ReLU² experts with 2:4 activations
+    like every other MLP (the 2:4 pattern runs per token along the expert's width, so it holds for
+    the tokens routed to each expert); ``"keep"`` leaves them as they are, and ``apply``'s summary
+    says so. The default rewrites: the routed experts hold most of an MoE model's FFN parameters,
+    and models whose every FFN is routed (Mixtral, OLMoE) would otherwise have nothing rewritten.
+    Experts run the reference ops (no sparse GEMM): docs/sharp_edges.md."""
+
     kernels: str = "auto"
     """Which kernels compute the 2:4 FFN under ``torch.compile`` (``elas_compile.backends``):
     ``"auto"`` the fastest that can run (CUTLASS on Hopper when its library is built, else Triton
@@ -66,8 +84,8 @@ class ELASConfig:
     compile caches never replay another choice. ``explain(model)`` shows it per MLP."""
 
     def __post_init__(self) -> None:
-        def bad(field: str, value, allowed: str) -> ValueError:
-            return ValueError(f"ELASConfig.{field}={value!r} is invalid: {allowed}")
+        def bad(field: str, value, allowed: str) -> ConfigError:
+            return ConfigError(f"ELASConfig.{field}={value!r} is invalid: {allowed}")
 
         if isinstance(self.rank, bool) or not isinstance(self.rank, (int, float)):
             raise bad("rank", self.rank, "use an int (the rank) or a float ratio in (0, 1]")
@@ -83,8 +101,10 @@ class ELASConfig:
             raise bad("kernels", self.kernels, f"choose one of {KERNEL_CHOICES}")
         if self.backward not in BACKWARD_MODES:
             raise bad("backward", self.backward, f"choose one of {BACKWARD_MODES}")
-        if self.ffn_width_multiplier <= 0:
-            raise bad("ffn_width_multiplier", self.ffn_width_multiplier, "must be > 0")
+        if self.ffn_width_multiplier is not None and not self.ffn_width_multiplier > 0:
+            raise bad("ffn_width_multiplier", self.ffn_width_multiplier, "must be > 0 (or None: by MLP kind)")
+        if self.experts not in EXPERTS:
+            raise bad("experts", self.experts, f"choose one of {EXPERTS}")
         if self.ffn_width_multiple < 1:
             raise bad("ffn_width_multiple", self.ffn_width_multiple, "must be >= 1")
         if self.dense_warmup_steps < 0:
@@ -100,10 +120,17 @@ class ELASConfig:
             return self.rank
         return max(16, int(round(self.rank * hidden / 16)) * 16)
 
-    def ffn_width(self, original: int) -> int:
-        """The new intermediate width for an MLP whose original width is ``original``."""
+    def width_multiplier(self, kind: str) -> float:
+        """The width multiplier of an MLP of ``kind`` ("gated", "fused" or "plain")."""
+        if self.ffn_width_multiplier is not None:
+            return self.ffn_width_multiplier
+        return GATED_WIDTH_MULTIPLIER if kind in GATED_KINDS else 1.0
+
+    def ffn_width(self, original: int, kind: str = "gated") -> int:
+        """The new intermediate width for an MLP of ``kind`` whose original width is ``original``
+        (a SwiGLU-style gated MLP unless ``kind`` says otherwise)."""
         m = self.ffn_width_multiple
-        return max(m, int(round(self.ffn_width_multiplier * original / m)) * m)
+        return max(m, int(round(self.width_multiplier(kind) * original / m)) * m)
 
     @property
     def initial_mode(self) -> str:

@@ -1,4 +1,5 @@
-"""explain(model): what apply() rewrote, with parameter and FLOP counts and one block's graph."""
+"""explain(model): what apply() rewrote, with parameter and FLOP counts, the kernels each 2:4 MLP
+runs, what was left alone and why, and one block's graph."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -10,21 +11,25 @@ import torch.nn as nn
 from elas_compile.accounting import linear_numbers, mlp_numbers
 from elas_compile.backends import Resolution, resolve_backend
 from elas_compile.lowrank import LowRankLinear
+from elas_compile.passes.model.experts import ELASExperts
 from elas_compile.passes.model.rewrite_mlp import ELASMLP
+from elas_compile.summary import ApplySummary
 
 _COLS = ("params_before", "params_after", "flops_before", "flops_after", "flops_after_24")
 
 
 @dataclass
 class Report:
-    """Printable report; ``rows`` holds one dict per rewritten module, ``totals`` their sums."""
+    """Printable report; ``rows`` holds one dict per rewritten module, ``totals`` their sums,
+    ``summary`` what ``apply`` recorded (``model.elas_summary``)."""
 
     rows: list = field(default_factory=list)
     totals: dict = field(default_factory=dict)
     model_params: int = 0
     graph_code: str = ""
-    backends: list = field(default_factory=list)  # (path, Resolution) per ELAS MLP
+    backends: list = field(default_factory=list)  # (path, Resolution) per 2:4 ELAS MLP or experts
     backend_note: str = ""  # the device and dtype the backends were resolved for
+    summary: Optional[ApplySummary] = None
 
     def __str__(self) -> str:
         head = f"{'module':<40} {'kind':<16} {'params before':>14} {'after':>12} {'FLOPs/token before':>19} {'after':>12} {'after (2:4)':>12}"
@@ -34,9 +39,13 @@ class Report:
                          f"{row['flops_before']:>19,} {row['flops_after']:>12,} {row['flops_after_24']:>12,}")
         lines.append(f"model parameters now: {self.model_params:,} "
                      f"(rewritten modules: {self.totals['params_before']:,} -> {self.totals['params_after']:,})")
+        if any(r["kind"].startswith("experts") for r in self.rows):
+            lines.append("experts: FLOPs per routed (token, expert) pair; a token routed to k experts costs k times them")
         if self.backends:
             lines += ["", f"2:4 kernels under torch.compile ({self.backend_note}):"]
             lines += [f"{path:<40} {res.backend:<10} {res.reason}" for path, res in self.backends]
+        if self.summary is not None:
+            lines += [""] + self.summary.lines()
         lines += ["", "graph of the first ELAS MLP (print(module.code)):", self.graph_code.strip()]
         return "\n".join(lines)
 
@@ -45,8 +54,12 @@ def _real_count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def _resolve(module: ELASMLP, dtype: Optional[torch.dtype]) -> Resolution:
-    """The backend the compiler pass will choose for this MLP (``elas_compile.backends``)."""
+def _resolve(module: nn.Module, dtype: Optional[torch.dtype]) -> Resolution:
+    """The backend the compiler pass will choose for this MLP (``elas_compile.backends``), or the
+    reference ops with the reason when the MLP's graph is not one the fused op computes."""
+    blockers = module.elas_info.get("fused_kernel_blockers", [])
+    if blockers:
+        return Resolution("reference", "; ".join(blockers))
     weight = module.up_proj.u
     info = module.elas_info
     return resolve_backend(module.kernels, device=weight.device, dtype=dtype or weight.dtype,
@@ -59,14 +72,17 @@ def explain(model: nn.Module, dtype: Optional[torch.dtype] = None) -> Report:
     formulas in elas_compile.accounting, each checked against the module's real parameter count),
     and, per 2:4 MLP, the kernels that ``torch.compile`` will run and why. Those depend on the
     device and dtype the MLP computes in: the weights' by default; pass ``dtype=torch.bfloat16``
-    for a model run under bf16 autocast."""
-    report = Report(model_params=_real_count(model))
+    for a model run under bf16 autocast. Then what ``apply`` left alone, and why."""
+    report = Report(model_params=_real_count(model), summary=getattr(model, "elas_summary", None))
     for path, module in model.named_modules():
-        if isinstance(module, ELASMLP):
+        if isinstance(module, (ELASMLP, ELASExperts)):
             info = module.elas_info
             nums = mlp_numbers(info)
-            kind = f"mlp/{info['kind']}"
-            report.graph_code = report.graph_code or module.code
+            kind = info["kind"] if isinstance(module, ELASExperts) else f"mlp/{info['kind']}"
+            if isinstance(module, ELASExperts):
+                kind += f" x{info['num_experts']}"
+            else:
+                report.graph_code = report.graph_code or module.code
             if info["sparsity"]:
                 report.backends.append((path, _resolve(module, dtype)))
                 weight = module.up_proj.u
@@ -74,7 +90,7 @@ def explain(model: nn.Module, dtype: Optional[torch.dtype] = None) -> Report:
         elif isinstance(module, LowRankLinear) and not any(
             path.startswith(r["path"] + ".") for r in report.rows
         ):
-            nums = linear_numbers(module.in_features, module.out_features, module.rank)
+            nums = linear_numbers(module.in_features, module.out_features, module.rank, module.bias is not None)
             kind = "linear"
         else:
             continue

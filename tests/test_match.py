@@ -5,7 +5,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import elas_compile
-from elas_compile.passes.model.match_mlp import match_mlp
+from elas_compile.passes.model.match_mlp import Skip, match_mlp
 
 
 class Gated(nn.Module):
@@ -74,16 +74,18 @@ def test_fused(how, gate_half):
 
 def test_plain():
     m = match_mlp(Plain(), "mlp")
-    assert (m.kind, m.activation, m.bias) == ("plain", "gelu", True)
+    assert (m.kind, m.activation, m.bias_up, m.bias_down) == ("plain", "gelu", True, True)
 
 
 def test_not_an_mlp():
-    assert match_mlp(NotMLP(), "x") is None
+    skip = match_mlp(NotMLP(), "x")  # shaped like one (two d -> d linears), computes a sum
+    assert isinstance(skip, Skip) and "output is not a projection" in skip.reason
+    assert match_mlp(nn.Linear(4, 4), "x") is None
 
 
 def test_unsupported_gate_is_refused_with_path_and_way_out():
     model = nn.Sequential(Gated(nn.Sigmoid()))
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    with pytest.raises(elas_compile.UnsupportedActivationError, match=r"'0'.*sigmoid.*filter_fn"):
+    with pytest.raises(elas_compile.UnsupportedActivationError, match=r"(?s)0: a 'sigmoid' gate.*filter_fn"):
         elas_compile.apply(model)
     assert isinstance(model[0], Gated) and all(torch.equal(before[k], v) for k, v in model.state_dict().items())
