@@ -90,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_train(ns: argparse.Namespace, argv: List[str]) -> int:
     from elas_compile.train.options import merge_for_resume, read_saved_options, resolve
     from elas_compile.train.run import train
+    from elas_compile.train.signals import exit_status
 
     opts = {k: v for k, v in vars(ns).items() if k != "command"}
     if opts["resume"]:
@@ -104,7 +105,7 @@ def cmd_train(ns: argparse.Namespace, argv: List[str]) -> int:
     else:
         opts = resolve(opts)
     summary = train(opts)
-    return 128 + summary["stopped_by"] if summary.get("stopped_by") else 0
+    return exit_status(summary["stopped_by"]) if summary.get("stopped_by") else 0
 
 
 def cmd_plot(ns: argparse.Namespace) -> int:

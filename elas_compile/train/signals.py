@@ -27,6 +27,7 @@ class Interrupted(TrainError):
 
 
 def exit_status(signum: int) -> int:
+    """The status of a run a signal stopped: what a shell reports for a job the signal ended."""
     return 128 + int(signum)
 
 
