@@ -31,8 +31,8 @@ pytestmark = pytest.mark.usefixtures("one_thread", "isolated")
     (["--seed", "-1"], "--seed must be >= 0"),
     (["--grad-accum", "3"], "--batch-size 4 must be a multiple of --grad-accum 3"),
     (["--threads", "0"], "--threads must be >= 1"),
-    (["--rank", "100000"], "not below min(in, out) = 128"),
-    (["--rank", "1.0"], "not below min(in, out)"),
+    (["--rank", "100000"], "rank 100000 is not below min(hidden 128"),
+    (["--rank", "1.0"], "rank 128 is not below min(hidden 128"),
     (["--compile-mode", "reduce-overhead", "--device", "cpu"], "needs a CUDA device"),
     (["--no-compile", "--compile-mode", "default"], "--compile-mode needs compilation"),
     (["--data-preset", "python-sources"], "use one data source: --data and --data-preset"),
@@ -45,7 +45,7 @@ def test_bad_option_leaves_no_folder(tmp_path, text_file, capsys, args, match):
 
 
 @pytest.mark.parametrize("args,match", [
-    (["--rank", "100000"], "not below min(in, out)"),
+    (["--rank", "100000"], "is not below min("),
     (["--lr", "nan"], "--lr must be a finite number"),
     (["--data", "missing.txt"], "data file not found: missing.txt"),
 ])

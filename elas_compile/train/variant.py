@@ -84,19 +84,6 @@ def parse_rank(text: Optional[str]) -> Union[int, float, None]:
         raise TrainError(f"--rank must be an int or a ratio in (0, 1], got {text!r}") from None
 
 
-def check_low_rank(model: nn.Module, rank) -> None:
-    """Refuse a rank at or above ``min(in, out)`` of a factorized linear: ``U V`` would then hold
-    more weights than the dense matrix it replaces (``--rank 100000`` made llama-tiny 276x larger)."""
-    from elas_compile import LowRankLinear
-
-    for name, m in model.named_modules():
-        if isinstance(m, LowRankLinear) and m.rank >= min(m.in_features, m.out_features):
-            limit = min(m.in_features, m.out_features)
-            raise TrainError(f"--rank {rank} gives rank {m.rank} to {name} ({m.in_features} -> {m.out_features}), "
-                             f"not below min(in, out) = {limit}: that is no low-rank factorization; "
-                             f"use a rank below {limit} or a ratio such as 0.25")
-
-
 def rewrite(model: nn.Module, variant: Variant) -> Tuple[nn.Module, object, str]:
     """Apply the variant to ``model`` (in place). Returns ``(model, schedule, report)``: the
     :class:`elas_compile.SparsitySchedule` (None unless sparse) and the ``explain`` report."""
@@ -109,7 +96,6 @@ def rewrite(model: nn.Module, variant: Variant) -> Tuple[nn.Module, object, str]
         model = elas_compile.apply(model, config)
     except ValueError as e:  # ELASError is a ValueError: the rewrite cannot handle this model
         raise TrainError(f"the ELAS rewrite cannot handle this model: {first_line(e)}") from None
-    check_low_rank(model, variant.rank)
     schedule = None
     if variant.sparse:
         schedule = elas_compile.SparsitySchedule(model, warmup_steps=variant.dense_warmup_steps)
