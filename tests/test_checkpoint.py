@@ -171,3 +171,13 @@ def test_a_train_run_folder_loads_with_or_without_its_configs(tmp_path, tmp_path
     write_configs(run / "checkpoint", from_run_json)  # what the training code writes beside its weights
     from_configs = elas_compile.from_pretrained(run)
     assert (_logits(from_configs) - _logits(from_run_json)).abs().max().item() == 0
+
+
+def test_a_config_without_an_activation_field_is_saved_with_a_warning():
+    from elas_compile.checkpoint import _refusing_config
+    from elas_compile.diagnostics import reset_warnings
+
+    reset_warnings()
+    with pytest.warns(UserWarning, match="will not refuse"):
+        doc = _refusing_config({"architectures": ["MyLM"], "model_type": "my"})
+    assert doc["architectures"] == ["ELASMyLM"] and doc["elas"]["original"] == {"architectures": ["MyLM"]}
