@@ -68,7 +68,7 @@ def _refusing_config(doc: Dict[str, Any]) -> Dict[str, Any]:
     """``doc`` with the markers that make transformers refuse it, the originals under ``"elas"``."""
     original = {k: doc[k] for k in (*ACTIVATION_FIELDS, "architectures") if k in doc}
     if not any(k in doc for k in ACTIVATION_FIELDS):
-        warn_once(f"elas_compile.save_pretrained: this config has none of {ACTIVATION_FIELDS}, so transformers' own "
+        warn_once(f"save_pretrained: this config has none of {ACTIVATION_FIELDS}, so transformers' own "
                   "from_pretrained will not refuse the folder (it would load random MLPs): load it with "
                   "elas_compile.from_pretrained.")
     marked = {**doc, **{k: REFUSAL for k in ACTIVATION_FIELDS if k in doc}}
