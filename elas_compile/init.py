@@ -8,8 +8,9 @@ factors without values; after ``to_empty`` every flow must draw them again:
 - torchtitan's ``model.init_weights()``: its blocks call ``feed_forward.init_weights(std)``,
   which ``ELASMLP`` has;
 - transformers' ``model.init_weights()``: its ``_init_weights(module)`` knows nn.Linear, not a
-  LowRankLinear, so :func:`install_hf_init` (called by ``apply``) teaches the model's instance
-  to call ``reset_parameters`` on the factors and leave every other module to transformers.
+  LowRankLinear or the experts' stacked factors, so :func:`install_hf_init` (called by ``apply``)
+  teaches the model's instance to call ``reset_parameters`` on them and leave every other module
+  to transformers.
 
 Every flow gives the factors the distribution of an eagerly built ELAS model (``init_factors``).
 ``init="svd"`` needs the weights' values, so on a meta model :func:`check_svd_init` refuses it.
@@ -23,7 +24,7 @@ import torch.nn as nn
 
 from elas_compile.config import ELASConfig
 from elas_compile.errors import ELASError
-from elas_compile.lowrank import LowRankLinear, meta_svd_message
+from elas_compile.lowrank import meta_svd_message
 
 
 def check_svd_init(model: nn.Module, config: ELASConfig) -> None:
@@ -35,10 +36,20 @@ def check_svd_init(model: nn.Module, config: ELASConfig) -> None:
             raise ELASError(meta_svd_message(f"module '{name or type(model).__name__}'"))
 
 
+def _holds_elas_factors(module: nn.Module) -> bool:
+    """A module of elas_compile with parameters of its own (LowRankLinear, the experts' stacked
+    factors): the modules ``apply`` creates whose init transformers does not know."""
+    return (type(module).__module__.startswith("elas_compile.") and hasattr(module, "reset_parameters")
+            and any(True for _ in module.parameters(recurse=False)))
+
+
 def _init_weights_with_factors(self, module: nn.Module) -> None:
     """transformers' ``_init_weights`` of this model, plus the ELAS factors' own init."""
-    if isinstance(module, LowRankLinear):
-        module.reset_parameters()  # torch.nn.init calls: transformers' guard skips loaded tensors
+    if _holds_elas_factors(module):
+        # transformers flags the tensors it loaded; reset_parameters may draw into views, which
+        # carry no flag, so a loaded module is skipped here as a whole
+        if not all(getattr(p, "_is_hf_initialized", False) for p in module.parameters(recurse=False)):
+            module.reset_parameters()
     else:
         type(self)._init_weights(self, module)
 

@@ -13,7 +13,8 @@ instead of ``V x`` then ``U (V x)``), on dense GEMMs: the mask saves no time the
 squared-ReLU, non-gated MLP is no transformers architecture of the original family, so the
 result is an ``nn.Module`` for ``state_dict``/``torch.export``, not a ``save_pretrained`` folder.
 
-CoLA's form ``U silu(V x)`` is no linear map and cannot be merged: :func:`merge` refuses it.
+CoLA's form ``U silu(V x)`` is no linear map and cannot be merged: :func:`merge` refuses it, and
+models with ELAS routed experts (not merged yet).
 """
 from __future__ import annotations
 
@@ -68,11 +69,16 @@ def merge(model: nn.Module) -> nn.Module:
     ``LowRankLinear`` by an ``nn.Linear`` (module docstring); returns ``model``, which then holds
     no ELAS module. The mode of each MLP at the time of the call decides whether its mask is kept."""
     from elas_compile.api import elas_mlps
+    from elas_compile.passes.model.rewrite_mlp import ELASMLP
 
     mlps = elas_mlps(model)
     if not mlps:
         raise ELASError(f"merge() got a {type(model).__name__} without ELAS MLPs; it merges a model rewritten by "
                         "elas_compile.apply.")
+    experts = [path for path, m in mlps if not isinstance(m, ELASMLP)]
+    if experts:
+        raise ELASError(f"merge() merges ELAS MLPs and low-rank linears, not routed experts ({', '.join(experts[:3])}"
+                        f"{', ...' if len(experts) > 3 else ''}); export an MoE model as it is.")
     mlp_paths = {path for path, _ in mlps}
     plan: list[tuple[str, nn.Module]] = []
     for path, mlp in mlps:

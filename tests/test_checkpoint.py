@@ -181,3 +181,22 @@ def test_a_config_without_an_activation_field_is_saved_with_a_warning():
     with pytest.warns(UserWarning, match="will not refuse"):
         doc = _refusing_config({"architectures": ["MyLM"], "model_type": "my"})
     assert doc["architectures"] == ["ELASMyLM"] and doc["elas"]["original"] == {"architectures": ["MyLM"]}
+
+
+def _mixtral():
+    from transformers import MixtralConfig, MixtralForCausalLM
+
+    return MixtralForCausalLM(MixtralConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                            num_attention_heads=4, num_key_value_heads=2, vocab_size=VOCAB,
+                                            num_local_experts=4, num_experts_per_tok=2))
+
+
+def test_routed_experts_carry_their_mode_through_save_and_load(tmp_path):
+    saved = elas_compile.apply(_mixtral(), CFG)
+    elas_compile.SparsitySchedule(saved).step()
+    experts = [m for _, m in elas_compile.elas_mlps(saved) if "experts" in m.elas_info["kind"]]
+    assert experts and _modes(saved) == {"masked"}
+    elas_compile.save_pretrained(saved, tmp_path)
+    loaded = elas_compile.from_pretrained(tmp_path)
+    assert _modes(loaded) == {"masked"}
+    assert (_logits(loaded) - _logits(saved)).abs().max().item() == 0

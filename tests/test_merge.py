@@ -64,3 +64,13 @@ def test_cola_is_refused_and_the_model_left_unchanged():
 def test_a_model_without_elas_is_refused():
     with pytest.raises(elas_compile.ELASError, match="without ELAS MLPs"):
         elas_compile.merge(llama())
+
+
+def test_routed_experts_are_refused():
+    from transformers import MixtralConfig, MixtralForCausalLM
+
+    config = MixtralConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=4,
+                           num_key_value_heads=2, vocab_size=VOCAB, num_local_experts=4, num_experts_per_tok=2)
+    model = elas_compile.apply(MixtralForCausalLM(config), elas_compile.ELASConfig(rank=16))
+    with pytest.raises(elas_compile.ELASError, match=r"not routed experts \(model\.layers\.0\.mlp\.experts\)"):
+        elas_compile.merge(model)

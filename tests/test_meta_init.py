@@ -100,3 +100,20 @@ def test_svd_from_a_meta_linear_is_refused():
         linear = torch.nn.Linear(64, 32, bias=False)
     with pytest.raises(elas_compile.ELASError, match="64 -> 32 nn.Linear is on the meta device"):
         LowRankLinear.from_linear(linear, 8, "plain", "svd")
+
+
+def test_transformers_init_weights_initialises_routed_experts_factors():
+    from transformers import AutoModelForCausalLM, MixtralConfig
+
+    config = MixtralConfig(hidden_size=128, intermediate_size=256, num_hidden_layers=1, num_attention_heads=4,
+                           num_key_value_heads=2, vocab_size=VOCAB, num_local_experts=4, num_experts_per_tok=2)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    elas_compile.apply(model, CFG)
+    model.to_empty(device="cpu")
+    model.init_weights()
+    (_, experts), = [(p, m) for p, m in elas_compile.elas_mlps(model) if "experts" in m.elas_info["kind"]]
+    for stacked in (experts.up_proj, experts.down_proj):
+        for e in range(stacked.num_experts):
+            assert stacked.u[e].std().item() == pytest.approx(1 / math.sqrt(3 * stacked.rank), rel=0.1)
+            assert stacked.v[e].std().item() == pytest.approx(1 / math.sqrt(3 * stacked.in_features), rel=0.1)

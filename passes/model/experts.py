@@ -18,6 +18,7 @@ from elas_compile.config import ELASConfig
 from elas_compile.lowrank import init_factors, svd_factors
 from elas_compile.passes.model.grouped_linear import grouped_linear
 from elas_compile.passes.model.match_experts import ExpertsMatch
+from elas_compile.sparsity_state import SparsityState
 
 
 class StackedLowRank(nn.Module):
@@ -54,7 +55,7 @@ class StackedLowRank(nn.Module):
                 f"rank={self.rank}, form={self.form}, bias={self.bias is not None}")
 
 
-class ELASExperts(nn.Module):
+class ELASExperts(SparsityState, nn.Module):
     """Routed experts rewritten by :func:`elas_compile.apply`: ``down(sparsify24(relu(up(x)) ** 2))``
     per expert, ``up`` / ``down`` stacked low-rank factors. Attributes like :class:`ELASMLP`'s:
     ``sparsity_mode``, ``elas_backward``, ``kernels``, ``elas_info``; :class:`SparsitySchedule`

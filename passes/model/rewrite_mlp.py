@@ -19,45 +19,20 @@ import torch.nn.functional as F
 
 import elas_compile.ops  # noqa: F401  (registers torch.ops.elas)
 from elas_compile.config import ELASConfig
-from elas_compile.errors import ELASError
-from elas_compile.modes import MODES
 from elas_compile.lowrank import LowRankLinear, svd_factors
 from elas_compile.passes.model.match_mlp import MLPMatch
 from elas_compile.passes.model.trace import projection_bias, projection_weight
+from elas_compile.sparsity_state import SparsityState
 
 
-class ELASMLP(torch.fx.GraphModule):
+class ELASMLP(SparsityState, torch.fx.GraphModule):
     """A squared-ReLU, low-rank, 2:4-sparse MLP made by :func:`elas_compile.apply`.
 
     Attributes: ``up_proj`` / ``down_proj`` (LowRankLinear holders of the factors),
     ``sparsity_mode`` (str), ``kernels`` (``ELASConfig.kernels``: the backend request the compiler
-    pass resolves), ``elas_info`` (what was replaced: for ``explain``).
-
-    The state dict carries ``sparsity_mode`` and ``elas_backward`` (``_extra_state``), so a model
-    rebuilt with ``apply`` and loaded runs 2:4 exactly when the saved one did. ``kernels`` does not
-    travel: it asks for what the loading machine can run, and every backend computes the same
-    function. The extra state is a fixed-size int64 tensor, not a dict, so safetensors can store
-    it and torch.distributed.checkpoint loads it in place.
+    pass resolves), ``elas_info`` (what was replaced: for ``explain``). The state dict carries
+    ``sparsity_mode`` and ``elas_backward`` (:class:`~elas_compile.sparsity_state.SparsityState`).
     """
-
-    EXTRA_STATE_FORMAT = 1  # [format, index of sparsity_mode in MODES, index of elas_backward in MODES]
-
-    def get_extra_state(self) -> torch.Tensor:
-        return torch.tensor([self.EXTRA_STATE_FORMAT, MODES.index(self.sparsity_mode),
-                             MODES.index(self.elas_backward)], dtype=torch.int64)
-
-    def set_extra_state(self, state) -> None:
-        where = f"ELAS MLP '{self.elas_info['path']}'"
-        values = state.tolist() if isinstance(state, torch.Tensor) else None
-        if (not values or len(values) != 3 or values[0] != self.EXTRA_STATE_FORMAT
-                or not all(0 <= i < len(MODES) for i in values[1:])):
-            raise ELASError(f"{where}: the checkpoint's sparsity state {state!r} is not of format "
-                            f"{self.EXTRA_STATE_FORMAT}; it was written by another elas_compile version (use that one).")
-        mode, backward = MODES[values[1]], MODES[values[2]]
-        if mode != "dense" and not self.elas_info["sparsity"]:
-            raise ELASError(f"{where}: the checkpoint runs 2:4 sparse ({mode!r}) but this MLP was built with "
-                            "ELASConfig(sparsity=False); rebuild the model with the checkpoint's ELASConfig.")
-        self.sparsity_mode, self.elas_backward = mode, backward
 
     def reset_parameters(self) -> None:
         """Re-draw both factors' random init (what ``apply`` gave them): the step after
