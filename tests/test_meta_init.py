@@ -117,3 +117,29 @@ def test_transformers_init_weights_initialises_routed_experts_factors():
         for e in range(stacked.num_experts):
             assert stacked.u[e].std().item() == pytest.approx(1 / math.sqrt(3 * stacked.rank), rel=0.1)
             assert stacked.v[e].std().item() == pytest.approx(1 / math.sqrt(3 * stacked.in_features), rel=0.1)
+
+
+def test_fsdp2_sharded_factors_reset_after_to_empty(tmp_path):
+    """FSDP2's recipe on real DTensor shards (one process, gloo)."""
+    import torch.distributed as dist
+    from torch.distributed.fsdp import fully_shard
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        with torch.device("meta"):
+            model = HandLlama(d=128, f=256)
+        elas_compile.apply(model, elas_compile.ELASConfig(rank=16, targets=("ffn", "attention")))
+        for block in model.blocks:
+            fully_shard(block)
+        fully_shard(model)
+        model.to_empty(device="cpu")
+        for m in model.modules():
+            if hasattr(m, "reset_parameters"):
+                m.reset_parameters()
+        for path, m in model.named_modules():
+            if isinstance(m, LowRankLinear):
+                assert type(m.u).__name__ == "DTensor", path
+                assert m.u.full_tensor().std().item() == pytest.approx(1 / math.sqrt(3 * m.rank), rel=0.1), path
+                assert m.v.full_tensor().std().item() == pytest.approx(1 / math.sqrt(3 * m.in_features), rel=0.1), path
+    finally:
+        dist.destroy_process_group()
