@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     if refusal:
         print(f"{args.suite}: {refusal}", file=sys.stderr)
         return 2
-    meta = run_meta(args.suite, argv, device)
+    meta = dict(run_meta(args.suite, argv, device), description=suite.DESCRIPTION)
     print(f"benchmarks {args.suite} on {describe(meta)}", flush=True)
     result = suite.run(args, device)
     print()

@@ -98,7 +98,7 @@ def _report(result: SuiteResult, meta: dict, name: str, files: list[str]) -> str
     if meta["commit"] and meta["dirty"]:
         commit += " with uncommitted changes to tracked files"
     cpu = meta["device"] == "cpu"
-    lines = [f"# {meta['suite']} benchmark: {meta['gpu'] or 'CPU'}, {meta['date']}", ""]
+    lines = [f"# {meta['suite']} benchmark: {meta['gpu'] or 'CPU'}, {meta['date']}", "", meta["description"], ""]
     if cpu:
         lines += [f"**{CPU_LABEL}**: a smoke run of the suite on a CPU; no number here says anything "
                   "about GPUs, and no ratios are given.", ""]
