@@ -83,7 +83,7 @@ def resolve_backend(kernels: str, *, device, dtype: torch.dtype, width: int, ran
     if kernels == "reference":
         return Resolution("reference", "asked for (ELASConfig(kernels='reference'))")
     lacks = []  # why the faster backends cannot run, fastest first
-    blocker = shape_blocker(width, rank_in, rank_out, dtype) or _device_blocker(device)
+    blocker = _device_blocker(device) or shape_blocker(width, rank_in, rank_out, dtype)
     if blocker is None and kernels in ("auto", "cutlass"):
         cutlass = shape_blocker(width, rank_in, rank_out, dtype, cutlass=True) or _cutlass_blocker(device, mode)
         if cutlass is None:

@@ -32,6 +32,7 @@ from torch.distributed.checkpoint.state_dict import (
     set_state_dict,
 )
 
+from elas_compile.checkpoint import write_configs
 from elas_compile.train.checkpoint import load_legacy_checkpoint, publish, read_states, seal_files, write_states
 from elas_compile.train.distributed import barrier, distributed, gather_objects, main_first
 from elas_compile.train.errors import TrainError, first_line
@@ -105,6 +106,7 @@ def save_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Opti
     def finish() -> None:
         try:
             save_file(weights, str(tmp / "model.safetensors"))
+            write_configs(tmp, getattr(model, "module", model))  # loads with elas_compile.from_pretrained
             rest = [p for p in tmp.rglob("*") if p.is_file() and p.relative_to(tmp).as_posix() not in sums]
             files = {**sums, **seal_files(tmp, rest)}
             write_states(tmp, {**states, "rng": rngs}, {**meta, "world_size": rt.world_size}, files)
