@@ -30,6 +30,11 @@ KERNEL_CHOICES = ("auto", "cutlass", "triton", "reference")
 BACKENDS = ("cutlass", "triton", "reference")
 FUSED_BACKENDS = ("cutlass", "triton")  # the backends of elas::lowrank_relu2_sparse24_linear
 
+# Below this many tokens a sparse GEMM does not pay (cuSPARSELt vs cuBLAS at the FFN shapes:
+# the `kernels` benchmark suite's token sweep): token counts fixed by the graph under it, as in
+# decoding, run the reference path.
+SPARSE_MIN_TOKENS = 1024
+
 # Debug knob (tests): resolve ``triton`` and ``cutlass`` on a CPU too, where their ops run the
 # pure-PyTorch references of their kernels, so CPU tests exercise the fused graph.
 FUSED_ON_CPU_ENV = "ELAS_FUSED_ON_CPU"
@@ -73,9 +78,11 @@ def _cutlass_blocker(device: torch.device, mode: str) -> Optional[str]:
 
 
 def resolve_backend(kernels: str, *, device, dtype: torch.dtype, width: int, rank_in: int, rank_out: int,
-                    mode: str) -> Resolution:
+                    mode: str, tokens: Optional[int] = None) -> Resolution:
     """The backend that computes an FFN middle ``h (rank_in) -> y (width) -> S -> (rank_out)`` of
-    ``dtype`` on ``device`` in sparsity ``mode``, for the request ``kernels`` (``ELASConfig.kernels``)."""
+    ``dtype`` on ``device`` in sparsity ``mode``, for the request ``kernels`` (``ELASConfig.kernels``).
+    ``tokens``: the rows of ``h`` when the graph fixes them; with ``auto``, fewer than
+    :data:`SPARSE_MIN_TOKENS` (decoding) take the reference path, where the dense GEMM is faster."""
     if kernels not in KERNEL_CHOICES:
         raise ValueError(f"kernels={kernels!r}: choose one of {KERNEL_CHOICES}")
     check_mode(mode, SPARSE_MODES, where="resolve_backend")
@@ -84,6 +91,9 @@ def resolve_backend(kernels: str, *, device, dtype: torch.dtype, width: int, ran
         return Resolution("reference", "asked for (ELASConfig(kernels='reference'))")
     lacks = []  # why the faster backends cannot run, fastest first
     blocker = _device_blocker(device) or shape_blocker(width, rank_in, rank_out, dtype)
+    if blocker is None and kernels == "auto" and tokens is not None and tokens < SPARSE_MIN_TOKENS:
+        return Resolution("reference", f"{tokens} tokens, fewer than SPARSE_MIN_TOKENS={SPARSE_MIN_TOKENS}: the sparse "
+                                       "GEMM does not pay at so few rows")
     if blocker is None and kernels in ("auto", "cutlass"):
         cutlass = shape_blocker(width, rank_in, rank_out, dtype, cutlass=True) or _cutlass_blocker(device, mode)
         if cutlass is None:
@@ -100,6 +110,7 @@ def fallback_warning(kernels: str, resolution: Resolution) -> Optional[str]:
     on a GPU that cannot use the sparse kernels (on a CPU the reference path is expected)."""
     if kernels in ("cutlass", "triton") and resolution.backend != kernels:
         return f"ELASConfig(kernels={kernels!r}) cannot run here ({resolution.reason}); using {resolution.backend!r}"
-    if kernels == "auto" and resolution.backend == "reference" and "device cpu" not in resolution.reason:
+    if (kernels == "auto" and resolution.backend == "reference" and "device cpu" not in resolution.reason
+            and "SPARSE_MIN_TOKENS" not in resolution.reason):
         return f"the 2:4 FFN runs the reference path (no sparse GEMM) because of {resolution.reason}"
     return None

@@ -50,3 +50,16 @@ def test_bad_requests_are_refused():
         resolve("auto", mode="dense")
     with pytest.raises(ValueError, match="ELASConfig.kernels='fast' is invalid"):
         ELASConfig(kernels="fast")
+
+
+def test_few_tokens_take_the_reference_path_unless_a_backend_is_named(monkeypatch):
+    from elas_compile.backends import SPARSE_MIN_TOKENS
+
+    monkeypatch.setenv(FUSED_ON_CPU_ENV, "1")
+    res = resolve_backend("auto", device="cpu", dtype=BF16, width=256, rank_in=32, rank_out=32, mode="masked",
+                          tokens=SPARSE_MIN_TOKENS - 64)
+    assert res.backend == "reference" and "SPARSE_MIN_TOKENS" in res.reason
+    assert fallback_warning("auto", res) is None  # a choice, not a fallback
+    many = dict(device="cpu", dtype=BF16, width=256, rank_in=32, rank_out=32, mode="masked", tokens=SPARSE_MIN_TOKENS)
+    assert resolve_backend("auto", **many).backend == "cutlass"
+    assert resolve_backend("triton", **dict(many, tokens=64)).backend == "triton"

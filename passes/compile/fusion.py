@@ -120,8 +120,9 @@ def _fuse_ffn(graph, sp) -> bool:
     if any(v is None for v in vals):
         return False
     y_val, u_val, v_val = vals
+    tokens = y_val.numel() // y_val.shape[-1] if all(isinstance(n, int) for n in y_val.shape) else None
     resolution = resolve_backend(kernels, device=y_val.device, dtype=y_val.dtype, width=y_val.shape[-1],
-                                 rank_in=u_val.shape[1], rank_out=v_val.shape[0], mode=mode)
+                                 rank_in=u_val.shape[1], rank_out=v_val.shape[0], mode=mode, tokens=tokens)
     warning = fallback_warning(kernels, resolution)
     if warning is not None:
         warn_once(warning)
