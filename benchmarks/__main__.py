@@ -23,6 +23,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=int, default=3, help="timing repeats; their median is reported (default 3)")
     p.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"),
                    help="auto: the GPU where there is one")
+    p.add_argument("--commit", metavar="SHA[-dirty]",
+                   help="the commit to record where the tree has no git metadata (a copy on a GPU machine): "
+                        "git rev-parse HEAD where it came from, -dirty appended if tracked files differed")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     if refusal:
         print(f"{args.suite}: {refusal}", file=sys.stderr)
         return 2
-    meta = dict(run_meta(args.suite, argv, device), description=suite.DESCRIPTION)
+    meta = dict(run_meta(args.suite, argv, device, args.commit), description=suite.DESCRIPTION)
     print(f"benchmarks {args.suite} on {describe(meta)}", flush=True)
     result = suite.run(args, device)
     print()

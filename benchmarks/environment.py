@@ -22,14 +22,17 @@ def _git(*args: str) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
-def git_state() -> dict:
-    """The commit and whether tracked files differ from it (untracked files do not count).
-    ``None`` where the checkout has no git metadata (a copied working tree)."""
+def git_state(given: str | None = None) -> dict:
+    """The commit and whether tracked files differ from it (untracked files do not count). Where
+    the checkout has no git metadata (a working tree copied to a GPU machine), ``given``
+    (``--commit SHA`` or ``SHA-dirty``, from where the tree came from)."""
     commit = _git("rev-parse", "HEAD")
-    if commit is None:
-        return {"commit": None, "dirty": None}
-    changed = _git("status", "--porcelain", "--untracked-files=no")
-    return {"commit": commit, "dirty": bool(changed) if changed is not None else None}
+    if commit is not None:
+        changed = _git("status", "--porcelain", "--untracked-files=no")
+        return {"commit": commit, "dirty": bool(changed) if changed is not None else None, "commit_from": "git"}
+    if given:
+        return {"commit": given.removesuffix("-dirty"), "dirty": given.endswith("-dirty"), "commit_from": "--commit"}
+    return {"commit": None, "dirty": None, "commit_from": None}
 
 
 def gpu_slug(name: str | None) -> str:
@@ -58,7 +61,7 @@ def command_line(argv: list[str]) -> str:
     return shlex.join(["python", "-m", "benchmarks", *argv])
 
 
-def run_meta(suite: str, argv: list[str], device: torch.device) -> dict:
+def run_meta(suite: str, argv: list[str], device: torch.device, commit: str | None = None) -> dict:
     """Everything meta.json records that does not depend on the suite's results."""
     cuda = device.type == "cuda"
     now = datetime.datetime.now(datetime.timezone.utc)
@@ -69,7 +72,7 @@ def run_meta(suite: str, argv: list[str], device: torch.device) -> dict:
         "command": command_line(argv),
         "utc": now.isoformat(timespec="seconds"),
         "date": now.date().isoformat(),
-        **git_state(),
+        **git_state(commit),
         "torch": torch.__version__,
         "triton": _triton_version(),
         "cuda": torch.version.cuda,

@@ -94,9 +94,11 @@ def _plot(result: SuiteResult, path: Path, meta: dict) -> Optional[str]:
 
 
 def _report(result: SuiteResult, meta: dict, name: str, files: list[str]) -> str:
-    commit = meta["commit"] or "unknown (no git metadata where it ran)"
+    commit = meta["commit"] or "unknown (no git metadata where it ran, and no --commit)"
     if meta["commit"] and meta["dirty"]:
         commit += " with uncommitted changes to tracked files"
+    if meta.get("commit_from") == "--commit":
+        commit += " (as given by --commit)"
     cpu = meta["device"] == "cpu"
     lines = [f"# {meta['suite']} benchmark: {meta['gpu'] or 'CPU'}, {meta['date']}", "", meta["description"], ""]
     if cpu:

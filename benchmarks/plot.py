@@ -5,6 +5,11 @@ import textwrap
 from pathlib import Path
 
 
+def _titles(fig, title: str, subtitle: str) -> None:
+    """The title, and the machine line wrapped to the figure's width."""
+    fig.suptitle("\n".join([title, *textwrap.wrap(subtitle, int(fig.get_figwidth() * 13))]), fontsize=10)
+
+
 def _label(x: float) -> str:
     if x >= 1e4:
         return f"{x / 1e3:.0f}k"
@@ -47,7 +52,7 @@ def bar_plot(rows: list[dict], path: Path, title: str, subtitle: str, *, panel: 
             ax.margins(y=0.15)
             if len(bars) > 1:
                 ax.legend(fontsize=6)
-    fig.suptitle("\n".join([title, *textwrap.wrap(subtitle, 110)]), fontsize=10)
+    _titles(fig, title, subtitle)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -75,7 +80,7 @@ def row_bars(rows: list[dict], path: Path, title: str, subtitle: str, *, panel: 
         ax.set_title(str(p), fontsize=9)
         ax.grid(axis="x", alpha=0.3)
         ax.margins(x=0.15)
-    fig.suptitle("\n".join([title, *textwrap.wrap(subtitle, 110)]), fontsize=10)
+    _titles(fig, title, subtitle)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

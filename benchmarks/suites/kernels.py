@@ -138,7 +138,7 @@ def shape_rows(d: int, f: int, r: int, m: int, repeats: int, bandwidth: float) -
 def summary(rows: list[dict]) -> list[str]:
     lines = []
     for row in rows:
-        if row.get("vs_baseline") and row["impl"] != row["baseline"] and row["impl"].startswith(("elas", "cutlass")):
+        if row.get("vs_baseline") and row["impl"] != row.get("baseline") and row["impl"].startswith(("elas", "cutlass")):
             lines.append(f"d={row['d']} F={row['F']} r={row['r']} {row['op']} ({row['timing']}): {row['impl']} "
                          f"{row['ms']:.4f} ms = {row['vs_baseline']:.2f}x {row['baseline']}")
     return lines
