@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # benchmarks/ and tools/ are run from the repository root
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import compile_cache  # noqa: E402
+from benchmarks import compile_cache, environment  # noqa: E402
 from benchmarks.__main__ import main  # noqa: E402
 from benchmarks.environment import gpu_slug  # noqa: E402
 from benchmarks.suites import SUITES, ffn, step  # noqa: E402
@@ -180,6 +180,16 @@ def test_fresh_compile_cache_moves_inductors_cache_and_forgets_the_old_path(tmp_
     assert not os.path.exists(first) and not os.path.exists(second)
     assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "outer") and "TRITON_CACHE_DIR" not in os.environ
     assert CacheBase.get_local_cache_path() == outer
+
+
+def test_commit_comes_from_git_else_from_the_option(monkeypatch):
+    here = environment.git_state("ignored")
+    if here["commit_from"] == "git":  # a checkout: the option cannot override git
+        assert len(here["commit"]) == 40 and here["commit"] != "ignored"
+    monkeypatch.setattr(environment, "_git", lambda *args: None)  # a copied tree without .git
+    assert environment.git_state("abc123-dirty") == {"commit": "abc123", "dirty": True, "commit_from": "--commit"}
+    assert environment.git_state("abc123")["dirty"] is False
+    assert environment.git_state(None) == {"commit": None, "dirty": None, "commit_from": None}
 
 
 @pytest.mark.parametrize("name, slug", [("NVIDIA H100 80GB HBM3", "h100"), ("NVIDIA H200", "h200"),
