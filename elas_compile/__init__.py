@@ -19,17 +19,18 @@ from elas_compile import autocast  # noqa: E402,F401  (autocast rules of the ela
 from elas_compile.api import apply, elas_mlps
 from elas_compile.checkpoint import from_pretrained, save_pretrained
 from elas_compile.config import ELASConfig
-from elas_compile.errors import (AlreadyAppliedError, AlreadyCompiledError, ELASError, NothingMatchedError,
-                                 ShapeError, UnsupportedActivationError)
+from elas_compile.errors import (AlreadyAppliedError, AlreadyCompiledError, ConfigError, ELASError,
+                                 NothingMatchedError, ShapeError, UnsupportedActivationError)
 from elas_compile.lowrank import LowRankLinear
 from elas_compile.merge import merge
 from elas_compile.passes.compile.inductor import enable_step_passes, step_passes
 from elas_compile.report import explain
 from elas_compile.schedule import SparsitySchedule
+from elas_compile.summary import ApplySummary
 
 __version__ = "0.1.0"
 __all__ = [
     "apply", "elas_mlps", "explain", "ELASConfig", "step_passes", "enable_step_passes", "SparsitySchedule", "LowRankLinear", "ELASError",
-    "AlreadyAppliedError", "AlreadyCompiledError", "NothingMatchedError", "ShapeError",
+    "AlreadyAppliedError", "AlreadyCompiledError", "ConfigError", "NothingMatchedError", "ShapeError", "ApplySummary",
     "UnsupportedActivationError", "save_pretrained", "from_pretrained", "merge", "__version__",
 ]

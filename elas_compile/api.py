@@ -14,10 +14,11 @@ import torch.nn as nn
 
 from elas_compile.config import ELASConfig
 from elas_compile.diagnostics import warn_once
-from elas_compile.errors import AlreadyAppliedError, AlreadyCompiledError, NothingMatchedError, UnsupportedActivationError
+from elas_compile.errors import (AlreadyAppliedError, AlreadyCompiledError, NothingMatchedError,
+                                 UnsupportedActivationError)
 from elas_compile.init import check_svd_init, install_hf_init
 from elas_compile.passes.model.experts import ELASExperts
-from elas_compile.passes.model.plan import plan_attention, plan_ffn
+from elas_compile.passes.model.plan import REFERENCE_NOTE, plan_attention, plan_ffn
 from elas_compile.passes.model.rewrite_mlp import ELASMLP
 
 log = logging.getLogger("elas_compile")
@@ -91,11 +92,10 @@ def apply(model: nn.Module, config: ELASConfig = ELASConfig(), *, filter_fn: Opt
     model.elas_config = config
     model.elas_summary = plan.summary
     install_hf_init(model)  # transformers' init_weights() then initialises the factors (meta-device flows)
-    blocked = [(r.path, n) for r in plan.summary.rewritten for n in r.notes if n.startswith("reference 2:4 ops")]
-    if blocked:
-        warn_once(f"{len(blocked)} rewritten module(s) run the reference 2:4 ops under torch.compile, not the fused "
-                  f"kernel (e.g. '{blocked[0][0]}': {blocked[0][1][len('reference 2:4 ops: '):]}); "
-                  "explain(model) lists them")
+    notes = [n for r in plan.summary.rewritten for n in r.notes]
+    for reason in dict.fromkeys(n[len(REFERENCE_NOTE):] for n in notes if n.startswith(REFERENCE_NOTE)):
+        warn_once(f"some ELAS modules run the reference 2:4 ops under torch.compile, not the fused kernel: {reason} "
+                  "(explain(model) lists them)")
     log.info("elas_compile: %s", "; ".join(plan.summary.lines()))
     return model
 

@@ -1,13 +1,16 @@
 """ELAS routed experts: each expert a low-rank squared-ReLU MLP with 2:4 activations.
 
 Replaces a transformers-style experts module (passes/model/match_experts.py) and is called the
-same way, ``experts(hidden_states (T, d), top_k_index (T, k), top_k_weights (T, k)) -> (T, d)``.
-The (token, expert) pairs are sorted by expert and every projection runs as one
-``elas::grouped_linear`` (a per-expert loop in the reference). The 2:4 step acts per row along
+same way: ``experts(hidden_states (T, d), top_k_index (T, k), top_k_weights (T, k)) -> (T, d)``
+(the (token, expert) pairs are sorted by expert), or, for Llama 4's, ``experts(rows (E·n, d))``
+with the rows already grouped by expert. Every projection runs as one ``elas::grouped_linear``
+(a per-expert loop in the reference). The 2:4 step acts per row along
 the expert's width, as in a dense ELAS MLP: each row is one token routed to one expert, so the
 pattern of every token is its own whatever the routing.
 """
 from __future__ import annotations
+
+from typing import Optional
 
 import torch
 import torch.nn as nn
@@ -62,8 +65,9 @@ class ELASExperts(SparsityState, nn.Module):
     switches them with the MLPs."""
 
     def __init__(self, num_experts: int, hidden: int, width: int, rank: int, config: ELASConfig,
-                 bias_up: bool, bias_down: bool, device=None, dtype=None) -> None:
+                 bias_up: bool, bias_down: bool, dispatch: str = "routed", device=None, dtype=None) -> None:
         super().__init__()
+        self.dispatch = dispatch
         kw = dict(form=config.lowrank_form, device=device, dtype=dtype)
         self.num_experts = num_experts
         self.up_proj = StackedLowRank(num_experts, hidden, width, rank, bias=bias_up, **kw)
@@ -77,17 +81,24 @@ class ELASExperts(SparsityState, nn.Module):
         self.up_proj.reset_parameters()
         self.down_proj.reset_parameters()
 
-    def forward(self, hidden_states: torch.Tensor, top_k_index: torch.Tensor,
-                top_k_weights: torch.Tensor) -> torch.Tensor:
+    def _experts(self, x: torch.Tensor, counts: torch.Tensor, expert_ids: torch.Tensor) -> torch.Tensor:
+        act = torch.relu(self.up_proj(x.to(self.up_proj.v.dtype), counts, expert_ids)) ** 2
+        if self.sparsity:
+            act = torch.ops.elas.sparsify24(act, self.sparsity_mode)
+        return self.down_proj(act, counts, expert_ids)
+
+    def forward(self, hidden_states: torch.Tensor, top_k_index: Optional[torch.Tensor] = None,
+                top_k_weights: Optional[torch.Tensor] = None) -> torch.Tensor:
+        if self.dispatch == "sorted":
+            rows = hidden_states.shape[0] // self.num_experts
+            expert_ids = torch.arange(self.num_experts, device=hidden_states.device).repeat_interleave(rows)
+            counts = torch.full((self.num_experts,), rows, dtype=torch.int64, device=hidden_states.device)
+            return self._experts(hidden_states, counts, expert_ids).to(hidden_states.dtype)
         tokens, k = top_k_index.shape
         expert_ids, order = torch.sort(top_k_index.reshape(-1), stable=True)
         counts = torch.zeros(self.num_experts, dtype=torch.int64, device=expert_ids.device)
         counts = counts.scatter_add(0, expert_ids, torch.ones_like(expert_ids))
-        x = hidden_states[order // k].to(self.up_proj.v.dtype)
-        act = torch.relu(self.up_proj(x, counts, expert_ids)) ** 2
-        if self.sparsity:
-            act = torch.ops.elas.sparsify24(act, self.sparsity_mode)
-        out = self.down_proj(act, counts, expert_ids)
+        out = self._experts(hidden_states[order // k], counts, expert_ids)
         out = out * top_k_weights.reshape(-1)[order].unsqueeze(-1).to(out.dtype)
         unsorted = torch.zeros_like(out).index_copy(0, order, out)
         return unsorted.view(tokens, k, -1).sum(1).to(hidden_states.dtype)
@@ -128,7 +139,7 @@ def build_elas_experts(original: nn.Module, m: ExpertsMatch, config: ELASConfig,
     width = config.ffn_width(m.intermediate, m.kind)
     rank = config.rank_for(m.hidden)
     new = ELASExperts(m.num_experts, m.hidden, width, rank, config, b_up is not None, b_down is not None,
-                      device=up.device, dtype=up.dtype)
+                      m.dispatch, device=up.device, dtype=up.dtype)
     if config.init == "svd":
         _svd_init(new.up_proj, up, rows=True)
         _svd_init(new.down_proj, down, rows=False)

@@ -4,9 +4,11 @@ transformers 5 keeps an MoE layer's routed experts in one module: ``gate_up_proj
 ``down_proj`` (E, d, F) (or transposed: (E, d, 2F) and (E, F, d)), optional ``*_bias`` (E, n),
 called as ``experts(hidden_states (T, d), top_k_index (T, k), top_k_weights (T, k))`` and
 computing ``sum_k w_k · down_e(act(gate_e(x)) · up_e(x))`` (``up_proj`` and ``act(up_e(x))`` for
-experts without a gate). The layout is read from the shapes, the gate from a trace of the module's
-``_apply_gate`` (passes/model/match_mlp.py's rules), and, when the weights hold values, the whole
-function is checked on a probe of two tokens. Any other module holding stacked (3-D) weights, or
+experts without a gate); Llama 4's experts take rows already grouped by expert, as many for each
+(``experts(rows)``). The layout is read from the shapes, the gate from a trace of the module's
+``_apply_gate`` (passes/model/match_mlp.py's rules) or, without one, from which of the four
+gate/up layouts a probe of a few tokens computes; when the weights hold values the whole function
+is checked on that probe. Any other module holding stacked (3-D) weights, or
 its projections as bare parameters, is reported with the reason it is left alone.
 """
 from __future__ import annotations
@@ -35,6 +37,7 @@ class ExpertsMatch:
     transposed: bool  # weights stored (E, in, out)
     gate_half: Optional[int]  # which half of gate_up is the gate (gated)
     interleaved: bool  # gate and up columns alternate (gate, up, gate, up, ...)
+    dispatch: str  # "routed" (hidden_states, top_k_index, top_k_weights) or "sorted" (rows grouped by expert)
     bias_up: bool
     bias_down: bool
     bias_gate: bool
@@ -89,7 +92,8 @@ def _half(node, h) -> Optional[Tuple[int, bool]]:
     if not (isinstance(node, torch.fx.Node) and node.op == "call_function" and node.target is operator.getitem):
         return None
     src, index = node.args
-    if src is h and isinstance(index, tuple) and len(index) == 2 and index[0] is Ellipsis and isinstance(index[1], slice):
+    if src is h and isinstance(index, tuple) and len(index) == 2 and index[0] is Ellipsis and isinstance(
+            index[1], slice):
         s = index[1]
         if s.step == 2 and s.stop is None and (s.start or 0) in (0, 1):
             return s.start or 0, True
@@ -101,10 +105,11 @@ def _half(node, h) -> Optional[Tuple[int, bool]]:
     return (index, False) if chunks == 2 and dim == -1 and index in (0, 1) else None
 
 
-def _read_gate(module: nn.Module) -> Union[Tuple[str, int, bool], Skip]:
-    """(activation, gate half, interleaved) of ``module._apply_gate``, or why it cannot be read."""
+def _read_gate(module: nn.Module) -> Union[Tuple[str, int, bool], Skip, None]:
+    """(activation, gate half, interleaved) of ``module._apply_gate``, why it cannot be read, or
+    None when the module has no ``_apply_gate`` (then the probe tells)."""
     if not callable(getattr(module, "_apply_gate", None)):
-        return Skip("it has gate_up_proj but no _apply_gate method saying how gate and up combine")
+        return None
     with preserved(module):
         gm, why = trace_children_as_leaves(_Gate(module))
     if gm is None:
@@ -125,38 +130,63 @@ def _read_gate(module: nn.Module) -> Union[Tuple[str, int, bool], Skip]:
     return Skip(f"its gate computes {ops}, not act(gate) * up of the two halves of gate_up_proj's output")
 
 
-def _probe(module: nn.Module, m: ExpertsMatch, params: dict) -> Optional[str]:
-    """Why ``module`` does not compute what ``m`` says on a two-token probe (None when it does)."""
+def _expected(m: ExpertsMatch, params: dict, x: torch.Tensor, experts: list, weights: list, act) -> torch.Tensor:
+    """What experts of ``m``'s description give for rows ``x`` routed to ``experts`` with ``weights``."""
+    w_up = params["gate_up_proj" if m.kind == "gated" else "up_proj"]
+    rows = []
+    for t, e in enumerate(experts):
+        y = x[t] @ (w_up[e] if m.transposed else w_up[e].t())
+        if m.bias_up:
+            y = y + params["gate_up_proj_bias" if m.kind == "gated" else "up_proj_bias"][e]
+        if m.kind == "gated":
+            halves = (y[0::2], y[1::2]) if m.interleaved else y.chunk(2)
+            y = act(halves[m.gate_half]) * halves[1 - m.gate_half]
+        else:
+            y = act(y)
+        y = y @ (params["down_proj"][e] if m.transposed else params["down_proj"][e].t())
+        if m.bias_down:
+            y = y + params["down_proj_bias"][e]
+        rows.append(y * weights[t])
+    return torch.stack(rows)
+
+
+def _probe(module: nn.Module, candidates: list, params: dict) -> Union[ExpertsMatch, str]:
+    """The first of ``candidates`` (ExpertsMatch) that ``module`` computes on a probe, else why none."""
+    m = candidates[0]
     w_up = params["gate_up_proj" if m.kind == "gated" else "up_proj"]
     gen = torch.Generator().manual_seed(0)
-    x = torch.randn(2, m.hidden, generator=gen).to(w_up)
-    idx = torch.tensor([[0], [m.num_experts - 1]], device=w_up.device)
-    weights = torch.tensor([[1.0], [0.5]]).to(w_up)
-    act = KNOWN.get(m.activation) or module.act_fn
+    if m.dispatch == "routed":  # two tokens, to the first and the last expert
+        x = torch.randn(2, m.hidden, generator=gen).to(w_up)
+        experts, weights = [0, m.num_experts - 1], [1.0, 0.5]
+        args = (x, torch.tensor([[0], [m.num_experts - 1]], device=w_up.device), torch.tensor([[1.0], [0.5]]).to(w_up))
+    else:  # rows already sorted by expert, two per expert
+        x = torch.randn(2 * m.num_experts, m.hidden, generator=gen).to(w_up)
+        experts, weights = [e for e in range(m.num_experts) for _ in range(2)], [1.0] * (2 * m.num_experts)
+        args = (x,)
     with torch.no_grad(), preserved(module):
-        got = module(x, idx, weights)
-        want = []
-        for t, e in enumerate(idx[:, 0].tolist()):
-            y = x[t] @ (w_up[e] if m.transposed else w_up[e].t())
-            if m.bias_up or m.bias_gate:
-                y = y + params["gate_up_proj_bias" if m.kind == "gated" else "up_proj_bias"][e]
-            if m.kind == "gated":
-                halves = (y[0::2], y[1::2]) if m.interleaved else y.chunk(2)
-                y = act(halves[m.gate_half]) * halves[1 - m.gate_half]
-            else:
-                y = act(y)
-            y = y @ (params["down_proj"][e] if m.transposed else params["down_proj"][e].t())
-            if m.bias_down:
-                y = y + params["down_proj_bias"][e]
-            want.append(y * weights[t, 0])
-    want = torch.stack(want)
+        got = module(*args)
+        act = KNOWN.get(m.activation) or module.act_fn
+        wants = [_expected(c, params, x, experts, weights, act) for c in candidates]
+    if not isinstance(got, torch.Tensor) or got.shape != wants[0].shape:
+        call = "(hidden_states, top_k_index, top_k_weights)" if len(args) == 3 else "(hidden_states)"
+        return f"called as experts{call} it returns {type(got).__name__}"
     tol = 1e-4 if w_up.dtype == torch.float32 else 3e-2
-    if not isinstance(got, torch.Tensor) or got.shape != want.shape:
-        return f"called as experts(hidden_states, top_k_index, top_k_weights) it returns {type(got).__name__}"
-    err = (got.float() - want.float()).abs().max().item()
-    if err > tol * max(1.0, want.abs().max().item()):
-        return f"on a probe it does not compute sum_k w_k · down_e({'act(gate_e(x)) · up_e(x)' if m.kind == 'gated' else 'act(up_e(x))'}) (max |diff| {err:.3g})"
-    return None
+    errs = [(got.float() - w.float()).abs().max().item() for w in wants]
+    for c, err, want in zip(candidates, errs, wants):
+        if err <= tol * max(1.0, want.abs().max().item()):
+            return c
+    what = "act(gate_e(x)) · up_e(x)" if m.kind == "gated" else "act(up_e(x))"
+    return f"on a probe it does not compute sum_k w_k · down_e({what}) (max |diff| {min(errs):.3g})"
+
+
+def _dispatch(module: nn.Module) -> Optional[str]:
+    """"routed": forward(hidden_states, top_k_index, top_k_weights); "sorted": forward(rows) with the
+    rows already grouped by expert, as many for each (Llama 4)."""
+    params = list(inspect.signature(module.forward).parameters.values())
+    required = [p for p in params if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(params) >= 3 and len(required) <= 3:
+        return "routed"
+    return "sorted" if len(params) == 1 == len(required) else None
 
 
 def match_experts(module: nn.Module, path: str) -> Union[ExpertsMatch, Skip, None]:
@@ -169,29 +199,30 @@ def match_experts(module: nn.Module, path: str) -> Union[ExpertsMatch, Skip, Non
     if isinstance(layout, str):
         return Skip(layout)
     kind, e, d, f, transposed = layout
-    required = [p for p in inspect.signature(module.forward).parameters.values()
-                if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    if len(required) > 3 or len(inspect.signature(module.forward).parameters) < 3:
-        return Skip("its forward is not experts(hidden_states, top_k_index, top_k_weights)")
-    gate_half, interleaved = None, False
-    if kind == "gated":
-        gate = _read_gate(module)
-        if isinstance(gate, Skip):
-            return gate
-        act, gate_half, interleaved = gate
-        if act not in GATE_ACTIVATIONS:
-            return Skip(f"gated experts with a '{act}' gate", gate_activation=act)
-    else:
-        act_fn = getattr(module, "act_fn", None)
-        act = classify_module(act_fn) if isinstance(act_fn, nn.Module) else None
-        if act is None or act == "identity":
-            return Skip("experts without a gate whose act_fn is not an elementwise activation")
-    up_bias = "gate_up_proj_bias" if kind == "gated" else "up_proj_bias"
-    m = ExpertsMatch(kind=kind, activation=act, num_experts=e, hidden=d, intermediate=f, transposed=transposed,
-                     gate_half=gate_half, interleaved=interleaved, bias_up=up_bias in params,
-                     bias_down="down_proj_bias" in params, bias_gate=kind == "gated" and up_bias in params)
-    if not any(p.is_meta for p in params.values()):
-        why = _probe(module, m, params)
-        if why is not None:
-            return Skip(why)
-    return m
+    dispatch = _dispatch(module)
+    if dispatch is None:
+        return Skip("its forward is neither experts(hidden_states, top_k_index, top_k_weights) nor experts(rows)")
+    act_fn = getattr(module, "act_fn", None)
+    gate = _read_gate(module) if kind == "gated" else None
+    if isinstance(gate, Skip):
+        return gate
+    act = gate[0] if gate else classify_module(act_fn) if isinstance(act_fn, nn.Module) else None
+    if act is None or act == "identity":
+        return Skip("its act_fn is not an elementwise activation")
+    if kind == "gated" and act not in GATE_ACTIVATIONS:
+        return Skip(f"gated experts with a '{act}' gate", gate_activation=act)
+    if kind == "plain":
+        layouts = [(None, False)]
+    else:  # (gate half, interleaved): read from _apply_gate, else each one tried on the probe
+        layouts = [(gate[1], gate[2])] if gate else [(h, i) for i in (False, True) for h in (0, 1)]
+    up_bias = ("gate_up_proj_bias" if kind == "gated" else "up_proj_bias") in params
+    candidates = [ExpertsMatch(kind=kind, activation=act, num_experts=e, hidden=d, intermediate=f,
+                               transposed=transposed, gate_half=h, interleaved=i, dispatch=dispatch, bias_up=up_bias,
+                               bias_down="down_proj_bias" in params, bias_gate=kind == "gated" and up_bias)
+                  for h, i in layouts]
+    if any(p.is_meta for p in params.values()):
+        if len(candidates) > 1:
+            return Skip("how its gate and up combine is read from values, and its weights are on the meta device")
+        return candidates[0]
+    found = _probe(module, candidates, params)
+    return Skip(found) if isinstance(found, str) else found

@@ -219,7 +219,8 @@ def _finish(r: _Reader, kind: dict, act: str, down: str, path: str, act_node) ->
     if act_node is not None and act_node.op == "call_module":
         learned = [n for n, _ in mods[act_node.target].named_parameters()]
         if learned:
-            notes.append(f"activation '{act_node.target}' has learnable parameters ({', '.join(learned)}); ReLU² has none")
+            notes.append(f"activation '{act_node.target}' has learnable parameters ({', '.join(learned)}); "
+                         "ReLU² has none")
     return MLPMatch(activation=act, hidden=d, intermediate=f, down=down, bias_up=has_bias(kind["up"]),
                     bias_down=has_bias(down), bias_gate=bias_gate,
                     dropouts=tuple((w, p) for w, p in r.dropouts if p > 0), notes=tuple(notes), **kind)

@@ -19,6 +19,7 @@ from elas_compile.passes.model.trace import projection_shape
 from elas_compile.summary import ApplySummary, Rewritten
 
 FilterFn = Callable[[nn.Module, str], bool]
+REFERENCE_NOTE = "reference 2:4 ops: "  # a note saying why the fused 2:4 kernel cannot run a module
 
 
 @dataclass
@@ -49,7 +50,7 @@ def _notes(match, config: ELASConfig, new) -> tuple:
     notes += [f"dropout p={p} {WHERE[w]} kept" for w, p in getattr(match, "dropouts", ())]
     if getattr(match, "bias_up", False) or getattr(match, "bias_down", False):
         notes.append("biases kept on the factors' U side")
-    notes += [f"reference 2:4 ops: {b}" for b in new.elas_info["fused_kernel_blockers"]]
+    notes += [REFERENCE_NOTE + b for b in new.elas_info["fused_kernel_blockers"]]
     return tuple(notes)
 
 

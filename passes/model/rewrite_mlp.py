@@ -9,7 +9,6 @@ torch.compile one recompile.
 from __future__ import annotations
 
 import operator
-import warnings
 from typing import Optional
 
 import torch
@@ -19,6 +18,7 @@ import torch.nn.functional as F
 
 import elas_compile.ops  # noqa: F401  (registers torch.ops.elas)
 from elas_compile.config import ELASConfig
+from elas_compile.diagnostics import warn_once
 from elas_compile.lowrank import LowRankLinear, svd_factors
 from elas_compile.passes.model.match_mlp import MLPMatch
 from elas_compile.passes.model.trace import projection_bias, projection_weight
@@ -123,9 +123,6 @@ def _svd_init(new: LowRankLinear, weight: torch.Tensor, rows: bool) -> None:
             new.v[:, :n].copy_(fv[:, :n])
 
 
-_warned_svd = False
-
-
 def fused_kernel_blockers(match: MLPMatch) -> list[str]:
     """Why the fused 2:4 kernel (elas::lowrank_relu2_sparse24_linear: no bias, the 2:4 output read
     by the down projection alone) cannot run this MLP; the reference 2:4 ops run it instead."""
@@ -147,7 +144,6 @@ def _copy_bias(new: LowRankLinear, bias) -> None:
 
 def build_elas_mlp(original: nn.Module, match: MLPMatch, config: ELASConfig, path: str) -> ELASMLP:
     """The ELAS module that replaces ``original`` (which is left untouched)."""
-    global _warned_svd
     children = dict(original.named_children())
     up_mod, down_mod = children[match.up], children[match.down]
     w_up, w_down = projection_weight(up_mod), projection_weight(down_mod)
@@ -165,10 +161,8 @@ def build_elas_mlp(original: nn.Module, match: MLPMatch, config: ELASConfig, pat
     if config.init == "svd":
         _svd_init(root.up_proj, w_up, rows=True)
         _svd_init(root.down_proj, w_down, rows=False)
-        if not _warned_svd:
-            _warned_svd = True
-            warnings.warn("elas_compile: init='svd' keeps the up and down projections' leading singular "
-                          "directions; the gate is dropped and the activation changes, so outputs change.")
+        warn_once("init='svd' keeps the up and down projections' leading singular directions; the gate is "
+                  "dropped and the activation changes, so outputs change.")
     _copy_bias(root.up_proj, b_up)
     _copy_bias(root.down_proj, b_down)
     dropouts: dict = {}
