@@ -81,6 +81,7 @@ def _llama_trig_calls(device, install, layers=4):
     return text.count("sin("), text.count("cos(")
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="Inductor's Triton code (GPU)")
 def test_llama_triton_code_computes_each_table_once_per_graph():
     """With the pass each graph (forward, backward) computes each table once. (Without it, at the

@@ -8,6 +8,11 @@
   S (masked; ste also reads y).
 - ``down_gemm``: ``elas::cslt_mm`` (cuSPARSELt, the compressed S first) against the dense product
   S @ Vdown^T, in CUDA graphs and with do_bench (host cost included: cuSPARSELt's per-call cost).
+- ``dx_gemm`` / ``dw_gemm``: what a 2:4 backward could gain (issue: sparse dX, token-wise 2:4
+  weight gradients): dh = dy @ Uup with dy compressed along F (exact: dy has S's pattern) and
+  dUup^T = dy^T @ h with dy^T compressed along tokens, each against its cuBLAS product.
+- ``down_gemm_tokens``: elas::cslt_mm against the dense product at small token counts (where the
+  sparse GEMM stops paying: ``elas_compile.backends.SPARSE_MIN_TOKENS``).
 - ``up_gemm`` / ``grad_gemm`` (where ``kernels/cutlass/ops.py`` says the CUTLASS library runs): the
   CUTLASS GEMMs with the 2:4 work in their epilogue against the split path (cuBLAS, then the
   Triton pass) and against the cuBLAS GEMM alone.
@@ -86,7 +91,38 @@ def gemm_ops(m: int, f: int, r: int):
     return ops, reason
 
 
+def backward_gemm_ops(m: int, f: int, r: int):
+    """(op, impl, fn) of the backward products a 2:4 backward would make sparse, at M x F x r."""
+    u = (torch.randn(f, r, device="cuda") / r**0.5).bfloat16()  # Uup: F x r
+    h = torch.randn(m, r, device="cuda", dtype=torch.bfloat16)
+    dy = torch.ops.elas.sparse24_decompress(torch.ops.elas.sparsify24_compress(
+        torch.randn(m, f, device="cuda", dtype=torch.bfloat16)), m, f)
+    dy_c = torch.ops.elas.sparsify24_compress(dy)  # along F: dy's own pattern
+    dyt = dy.t().contiguous()
+    dyt_c = torch.ops.elas.sparsify24_compress(dyt)  # along tokens (approximate)
+    return [
+        ("dx_gemm", "cuBLAS dy @ Uup", lambda: dy @ u),
+        ("dx_gemm", "elas::cslt_mm dy (2:4 along F)", lambda: torch.ops.elas.cslt_mm(dy_c, u, m, f)),
+        ("dw_gemm", "cuBLAS dy^T @ h", lambda: dyt @ h),
+        ("dw_gemm", "elas::cslt_mm dy^T (2:4 along tokens)", lambda: torch.ops.elas.cslt_mm(dyt_c, h, f, m)),
+    ]
+
+
+def token_sweep_ops(f: int, r: int, counts=(64, 256, 1024, 4096)):
+    """(tokens, impl, fn) of the down GEMM at small token counts."""
+    v = (torch.randn(r, f, device="cuda") / f**0.5).bfloat16()
+    ops = []
+    for m in counts:
+        packed = torch.ops.elas.relu2_sparsify24_compress(torch.randn(m, f, device="cuda", dtype=torch.bfloat16))
+        s = torch.ops.elas.sparse24_decompress(packed, m, f)
+        ops += [(m, "cuBLAS dense S @ Vdown^T", lambda s=s: s @ v.t()),
+                (m, "elas::cslt_mm", lambda p=packed, m=m: torch.ops.elas.cslt_mm(p, v.t(), m, f))]
+    return ops
+
+
 BASELINES = {"relu2_sparsify24": "torch relu2 + prune_dense_static_sort", "down_gemm": "cuBLAS dense S @ Vdown^T",
+             "down_gemm_tokens": "cuBLAS dense S @ Vdown^T", "dx_gemm": "cuBLAS dy @ Uup",
+             "dw_gemm": "cuBLAS dy^T @ h",
              "up_gemm": "split: cuBLAS + triton relu2_sparsify24",
              "grad_gemm": "split: cuBLAS + triton backward_expand"}
 
@@ -123,13 +159,17 @@ def shape_rows(d: int, f: int, r: int, m: int, repeats: int, bandwidth: float) -
             rows.append(_row(base, op, impl, GRAPH, fn, flops=2 * m * f * r))
             if op == "down_gemm":  # cuSPARSELt's host cost shows without graphs
                 rows.append(_row(base, op, impl, DO_BENCH, fn, flops=2 * m * f * r))
+        for op, impl, fn in backward_gemm_ops(m, f, r):
+            rows.append(_row(base, op, impl, GRAPH, fn, flops=2 * m * f * r))
+        for tokens, impl, fn in token_sweep_ops(f, r):
+            rows.append(_row(dict(base, tokens=tokens), "down_gemm_tokens", impl, GRAPH, fn, flops=2 * tokens * f * r))
     if cutlass_reason:
         for op in ("up_gemm", "grad_gemm"):
             rows.append(dict(base, op=op, impl="cutlass fused epilogue", status=f"skipped: {cutlass_reason}"))
     for row in rows:
         row.pop("_repeats")
         ref = next((x for x in rows if x["op"] == row["op"] and x["impl"] == BASELINES.get(row["op"])
-                    and x.get("timing") == row.get("timing") and x.get("ms")), None)
+                    and x.get("timing") == row.get("timing") and x["tokens"] == row["tokens"] and x.get("ms")), None)
         if ref and row.get("ms"):
             row["vs_baseline"] = ref["ms"] / row["ms"]
     return rows
