@@ -22,8 +22,6 @@ from typing import Any, Dict, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
-from safetensors import safe_open
-from safetensors.torch import load_file, save_model
 
 from elas_compile.config import ELASConfig
 from elas_compile.diagnostics import warn_once
@@ -90,6 +88,8 @@ def save_pretrained(model: nn.Module, path: PathLike) -> Path:
                         "first, or save a plain model with its own save_pretrained.")
     folder = Path(path)
     write_configs(folder, model)
+    from safetensors.torch import save_model  # safetensors: a dependency of the `train` extra and of transformers
+
     save_model(model, str(folder / WEIGHTS_NAME), metadata={"format": "pt"})
     return folder
 
@@ -165,6 +165,8 @@ def _read_elas_config(path: Path) -> ELASConfig:
 
 def _stored_dtype(weights: Path) -> torch.dtype:
     """The dtype of the first floating-point tensor of ``weights``."""
+    from safetensors import safe_open
+
     with safe_open(str(weights), "pt") as f:
         for key in f.keys():
             dtype = _DTYPES.get(f.get_slice(key).get_dtype())
@@ -188,6 +190,8 @@ def _build(config, class_name: str, dtype: torch.dtype, attn_implementation: Opt
 
 
 def _load_weights(model: nn.Module, weights: Path, device) -> None:
+    from safetensors.torch import load_file
+
     state = load_file(str(weights), device=str(device))
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not (_shared_with(model, k) & state.keys())]  # tied: loaded under another name

@@ -141,10 +141,24 @@ def _error(command: Optional[str], message: str) -> None:
     print(f"{where}: error: {message}", file=sys.stderr)
 
 
+TRAIN_EXTRA = ("transformers", "tokenizers", "safetensors", "tqdm", "matplotlib", "numpy")
+
+
+def missing_train_extra() -> List[str]:
+    """The packages of the ``train`` extra that are not installed (the library itself needs none)."""
+    import importlib.util
+
+    return [name for name in TRAIN_EXTRA if importlib.util.find_spec(name) is None]
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of the ``elas-compile`` console script and ``python -m elas_compile``."""
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv else None
+    missing = missing_train_extra() if command in ("train", "plot", "bench") else []
+    if missing:
+        _error(command, f"the CLI needs {', '.join(missing)}: pip install \"elas-compile[train]\"")
+        return 2
     try:
         try:
             ns = build_parser().parse_args(argv)

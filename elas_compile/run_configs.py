@@ -10,13 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional, Tuple
 
-from safetensors import safe_open
-
 from elas_compile.config import ELASConfig
 from elas_compile.errors import ELASError
 
 
 def _embedding_rows(weights: Path) -> int:
+    from safetensors import safe_open
+
     with safe_open(str(weights), "pt") as f:
         for key in f.keys():
             if key.endswith("embed_tokens.weight"):
