@@ -26,7 +26,7 @@ import torch
 from elas_compile.train.errors import TrainError, first_line
 from elas_compile.train.lm_loss import next_token_loss
 from elas_compile.train.optim import build_optimizer
-from elas_compile.train.parallel import wrap_model
+from elas_compile.train.parallel import CHECKPOINT_POLICIES, checkpoint_activations, transformer_blocks, wrap_model
 from elas_compile.train.presets import build_model, count_params, get_preset, preset_config
 from elas_compile.train.runtime import Runtime, make_runtime
 from elas_compile.train.variant import Variant, rewrite
@@ -70,12 +70,16 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--loss-in-graph", action=argparse.BooleanOptionalAction, default=True,
                    help="compile the cross-entropy with the model (default; --no-loss-in-graph: eager loss "
                         "on fp32 logits)")
+    p.add_argument("--activation-checkpointing", default="none", choices=CHECKPOINT_POLICIES,
+                   help="recompute activations in the backward, as elas-compile train's option: block, selective "
+                        "(each block's attention only) or none (default)")
 
 
 def make_step(preset: str, variant: Variant, rt: Runtime, batch: int, seq: int, vocab: int, seed: int,
-              batches: int = 4, loss_in_graph: bool = True):
+              batches: int = 4, loss_in_graph: bool = True, activation_checkpointing: str = "none"):
     """One variant's model, optimizer and training step on random tokens: ``(step(i), model)``.
-    ``loss_in_graph``: compile the loss with the model (:func:`wrap_model`, as training does), else eager."""
+    ``loss_in_graph``: compile the loss with the model (:func:`wrap_model`, as training does), else eager.
+    ``activation_checkpointing``: a policy of :data:`elas_compile.train.parallel.CHECKPOINT_POLICIES`."""
     torch.manual_seed(seed)
     model = build_model(preset_config(preset, vocab, seq))
     model, schedule, _ = rewrite(model, variant)  # dense_warmup_steps=0: sparse from step 1
@@ -84,8 +88,9 @@ def make_step(preset: str, variant: Variant, rt: Runtime, batch: int, seq: int, 
     g = torch.Generator().manual_seed(seed)
     data = torch.randint(0, vocab, (max(1, batches), batch, seq + 1), generator=g).to(rt.device)
     if loss_in_graph:  # what `elas-compile train` runs: the model and its loss compiled as one
-        loss_fn = wrap_model(model, rt)
+        loss_fn = wrap_model(model, rt, activation_checkpointing=activation_checkpointing)
     else:
+        checkpoint_activations(transformer_blocks(model), activation_checkpointing)
         fwd = rt.compile_model(model)
 
         def loss_fn(b):
@@ -122,9 +127,11 @@ def time_steps(step, rt: Runtime, steps: int, warmup: int) -> float:
 
 
 def bench_one(preset: str, variant: Variant, rt: Runtime, batch: int, seq: int, vocab: int,
-              steps: int, warmup: int, seed: int, loss_in_graph: bool = True) -> Dict:
+              steps: int, warmup: int, seed: int, loss_in_graph: bool = True,
+              activation_checkpointing: str = "none") -> Dict:
     """Time ``steps`` training steps of one variant; raises on failure."""
-    step, model = make_step(preset, variant, rt, batch, seq, vocab, seed, min(steps + warmup, 4), loss_in_graph)
+    step, model = make_step(preset, variant, rt, batch, seq, vocab, seed, min(steps + warmup, 4), loss_in_graph,
+                            activation_checkpointing)
     params = count_params(model)
     dt = time_steps(step, rt, steps, warmup)
     # CUDA graphs keep activations in pools allocated at capture, before the reset: the peak read
@@ -153,7 +160,7 @@ def bench_variant(name: str, rank=None) -> Variant:
 
 def run_bench(presets: List[str], variants: List[str], rt: Runtime, *, batch: Optional[int], seq: Optional[int],
               vocab: Optional[int], steps: int, warmup: int, rank=None, seed: int = 0, log=print,
-              on_row=None, loss_in_graph: bool = True) -> List[Dict]:
+              on_row=None, loss_in_graph: bool = True, activation_checkpointing: str = "none") -> List[Dict]:
     """Measure every (preset, variant); ``on_row(rows)`` is called after each (partial results
     survive a run cut short). Speed-ups against full rank are computed on a GPU only: a CPU runs
     other kernels (no 2:4 hardware, no cuSPARSELt) and its differences are noise for this question."""
@@ -165,7 +172,8 @@ def run_bench(presets: List[str], variants: List[str], rt: Runtime, *, batch: Op
             variant = bench_variant(name, rank)
             row = {"preset": preset, "variant": name, "batch": b, "seq_len": s, "error": ""}
             try:
-                row.update(bench_one(preset, variant, rt, b, s, v, steps, warmup, seed, loss_in_graph))
+                row.update(bench_one(preset, variant, rt, b, s, v, steps, warmup, seed, loss_in_graph,
+                                     activation_checkpointing=activation_checkpointing))
             except Exception as e:  # one failing variant must not stop the others
                 row["error"] = f"{type(e).__name__}: {first_line(e)}"[:300]
             finally:
@@ -277,7 +285,8 @@ def cmd_bench(ns: argparse.Namespace) -> int:
     if rt.device.type == "cpu" and paper:
         raise TrainError(f"{', '.join(paper)} on a CPU would take minutes a step and measure nothing about GPUs; "
                          f"run on a CUDA GPU, or pass --preset llama-tiny for a smoke test")
-    print(f"bench on {rt.describe()}: {ns.steps} timed steps after {ns.warmup} warm-up steps")
+    print(f"bench on {rt.describe()}: {ns.steps} timed steps after {ns.warmup} warm-up steps, "
+          f"activation checkpointing {ns.activation_checkpointing}")
     if rt.device.type == "cpu":
         print(CPU_NOTE)
     if rt.cudagraphs:
@@ -285,12 +294,13 @@ def cmd_bench(ns: argparse.Namespace) -> int:
               "measure it with --compile-mode default")
     out = Path(ns.out)
     meta = {"device": rt.describe(), "torch": torch.__version__, "steps": ns.steps, "warmup": ns.warmup,
-            "loss_in_graph": ns.loss_in_graph, "note": CPU_NOTE if rt.device.type == "cpu" else ""}
+            "loss_in_graph": ns.loss_in_graph, "activation_checkpointing": ns.activation_checkpointing,
+            "note": CPU_NOTE if rt.device.type == "cpu" else ""}
     if rt.device.type == "cuda":
         meta["gpu"] = torch.cuda.get_device_name(rt.device)
     rows = run_bench(ns.preset, ns.variants, rt, batch=ns.batch_size, seq=ns.seq_len, vocab=ns.vocab_size,
                      steps=ns.steps, warmup=ns.warmup, rank=parse_rank(ns.rank), seed=ns.seed,
-                     loss_in_graph=ns.loss_in_graph,
+                     loss_in_graph=ns.loss_in_graph, activation_checkpointing=ns.activation_checkpointing,
                      on_row=lambda rows: write_outputs(rows, out, meta, plot=False))
     print(table(rows))
     write_outputs(rows, out, meta)

@@ -9,6 +9,7 @@ from typing import Any, Dict, List, Optional
 
 from elas_compile.train.errors import TrainError
 from elas_compile.data.sources import DATA_PRESETS
+from elas_compile.train.parallel import CHECKPOINT_POLICIES
 from elas_compile.train.presets import DEFAULT_PRESET, PRESETS, get_preset
 from elas_compile.train.runtime import COMPILE_MODES
 from elas_compile.train.variant import BASELINES
@@ -113,8 +114,10 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="data parallelism over torchrun's processes: ddp (replicated weights) or fsdp "
                         "(FSDP2 fully_shard per transformer block); --batch-size is the global batch, "
                         "split evenly over the processes")
-    g.add_argument("--activation-checkpointing", action="store_true",
-                   help="recompute each transformer block's activations in the backward (saves memory)")
+    g.add_argument("--activation-checkpointing", nargs="?", const="block", default="none", choices=CHECKPOINT_POLICIES,
+                   help="recompute activations in the backward (saves memory): block = each transformer block "
+                        "(the default when the option has no value), selective = each block's attention only "
+                        "(ELAS's compressed FFN activations are kept), none (default)")
 
 
 def resolve(opts: Dict[str, Any]) -> Dict[str, Any]:

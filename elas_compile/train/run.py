@@ -105,7 +105,7 @@ def _train(o: Dict[str, Any], rt: Runtime, log) -> Dict[str, Any]:
     D.main_first(rt, lambda: folder.open(resume, bool(o.get("overwrite"))), errors=USER_ERRORS)
     metrics = reporter = None
     try:
-        loss_fn = wrap_model(bundle.model, rt, activation_checkpointing=bool(o.get("activation_checkpointing")))
+        loss_fn = wrap_model(bundle.model, rt, activation_checkpointing=o.get("activation_checkpointing"))
         optimizer = build_optimizer(bundle.model, lr=o["lr"], weight_decay=o["weight_decay"],
                                     betas=(o["beta1"], o["beta2"]))
         trainer = Trainer(o, rt, data, bundle.model, loss_fn, optimizer, bundle.schedule, run_dir)
