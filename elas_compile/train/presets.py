@@ -1,7 +1,11 @@
 """Model presets (LLaMA sizes of the GaLore / CoLA / ELAS papers) and model construction.
 
-``llama-tiny`` is the default: it trains on a 2-core CPU in about a minute. The others are the
-paper sizes (vocabulary from the tokenizer, sequence length 256).
+``llama-tiny`` is the default: it trains on a 2-core CPU in about a minute. ``llama-60m`` to
+``llama-1b`` are the paper sizes (vocabulary from the tokenizer, sequence length 256).
+``llama-3b`` has Llama-3.2-3B's dimensions (hidden 3072, 28 layers, 24 heads, intermediate 8192)
+with the presets' full multi-head attention and vocabulary: 3.37B parameters, whose fp32 weights,
+gradients and AdamW state (16 bytes a parameter, 54 GB) leave little of one 80 GB GPU to the
+activations of the full-rank model (the ``memory`` benchmark suite's case where memory binds).
 """
 from __future__ import annotations
 
@@ -36,6 +40,7 @@ PRESETS = {
     "llama-130m": Preset(768, 2048, 12, 12, steps=20_000),
     "llama-350m": Preset(1024, 2736, 24, 16, steps=60_000),
     "llama-1b": Preset(2048, 5461, 24, 32, steps=100_000),
+    "llama-3b": Preset(3072, 8192, 28, 24, steps=100_000),
 }
 DEFAULT_PRESET = "llama-tiny"
 
