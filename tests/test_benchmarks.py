@@ -37,7 +37,7 @@ def _outputs(root: Path, suite: str):
 def test_entry_point_lists_every_suite(capsys):
     assert main([]) == 0
     out = capsys.readouterr().out
-    assert set(SUITES) == {"kernels", "ffn", "step"}
+    assert set(SUITES) == {"kernels", "ffn", "step", "memory", "prefill"}
     assert all(f"  {name} " in out for name in SUITES)
     assert sorted(p.stem for p in (ROOT / "benchmarks" / "suites").glob("[!_]*.py")) == sorted(SUITES)
 
@@ -121,7 +121,7 @@ def test_step_on_cpu_runs_each_variant_in_its_own_cache(tmp_path, monkeypatch):
 
     seen = []
 
-    def fake_bench_one(preset, variant, rt, batch, seq, vocab, steps, warmup, seed, loss_in_graph=True):
+    def fake_bench_one(preset, variant, rt, batch, seq, vocab, steps, warmup, seed, loss_in_graph=True, **kwargs):
         seen.append(os.environ["TORCHINDUCTOR_CACHE_DIR"])
         return {"params_m": 1.0, "step_ms": 2.0, "tokens_per_s": 1000.0 * len(seen), "peak_mem_gb": None}
 

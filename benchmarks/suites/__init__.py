@@ -12,6 +12,8 @@ SUITES = {
     "kernels": "benchmarks.suites.kernels",
     "ffn": "benchmarks.suites.ffn",
     "step": "benchmarks.suites.step",
+    "memory": "benchmarks.suites.memory",
+    "prefill": "benchmarks.suites.prefill",
 }
 
 
