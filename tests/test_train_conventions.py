@@ -181,3 +181,13 @@ def test_compile_mode(mode, compile, device, parallel, expect):
             R.resolve_compile_mode(mode, compile, torch.device(device), parallel)
     else:
         assert R.resolve_compile_mode(mode, compile, torch.device(device), parallel) == expect
+
+
+def test_dense_warm_up_2_4_then_dense_final_phase(tmp_path, text_file, capsys):
+    out = tmp_path / "run"
+    rc = main(["train", *small(text_file, "--steps", "6", "--dense-warmup-steps", "1", "--dense-final-steps", "2",
+                                "--out", str(out))])
+    assert rc == 0, capsys.readouterr().err
+    assert [r["sparse_active"] for r in read_csv(out / "metrics.csv")] == [False, True, True, True, False, False]
+    rc = main(["train", *small(text_file, "--steps", "6", "--dense-final-steps", "7", "--out", str(tmp_path / "x"))])
+    one_line_error(capsys, rc, "--dense-final-steps 7 is longer than the run")

@@ -42,6 +42,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="plain: U (V x) (ELAS, default); cola: U silu(V x) (CoLA)")
     g.add_argument("--dense-warmup-steps", type=int, metavar="N",
                    help="dense steps before 2:4 sparsity starts (default min(1000, steps/10))")
+    g.add_argument("--dense-final-steps", type=int, default=0, metavar="N",
+                   help="dense steps at the end of the run, after the 2:4 phase (default 0)")
     g = p.add_argument_group("data")
     g.add_argument("--data", nargs="+", metavar="FILE",
                    help="text files to train on (default: the embedded Python-documentation corpus)")

@@ -100,7 +100,7 @@ def prepare_model(o: Dict[str, Any], vocab_size: int, device: torch.device) -> M
     torch.manual_seed(o["seed"])
     model = build_model(config)
     before = count_params(model)
-    model, schedule, report = rewrite(model, Variant.from_options(o))
+    model, schedule, report = rewrite(model, Variant.from_options(o), total_steps=o["steps"])
     model.to(device)
     return ModelBundle(model=model, schedule=schedule, report=report, params_before=before,
                        params=count_params(model), config=config)

@@ -15,7 +15,7 @@ from elas_compile.train.errors import TrainError
 
 # option -> smallest allowed value (None: the option may be unset)
 _MIN_INT = {"steps": 1, "batch_size": 1, "seq_len": 1, "grad_accum": 1, "eval_batches": 1, "stop_at": 1,
-            "threads": 1, "warmup_steps": 0, "dense_warmup_steps": 0, "save_every": 0, "eval_every": 0,
+            "threads": 1, "warmup_steps": 0, "dense_warmup_steps": 0, "dense_final_steps": 0, "save_every": 0, "eval_every": 0,
             "log_every": 0, "seed": 0, "hf_max_tokens": 1}
 _OPTIONAL = {"stop_at", "threads", "hf_max_tokens"}
 SEED_LIMIT = 2 ** 32  # the sampler seeds torch generators with seed * 1_000_003 + epoch
@@ -68,6 +68,8 @@ def check_options(o: Dict[str, Any]) -> None:
     if o["batch_size"] % o["grad_accum"]:
         raise TrainError(f"--batch-size {o['batch_size']} must be a multiple of --grad-accum {o['grad_accum']} "
                          f"(each step's batch is split into that many equal micro-batches)")
+    if (o.get("dense_final_steps") or 0) > o["steps"]:
+        raise TrainError(f"--dense-final-steps {o['dense_final_steps']} is longer than the run (--steps {o['steps']})")
     if o.get("stop_at") is not None and o["stop_at"] > o["steps"]:
         raise TrainError(f"--stop-at {o['stop_at']} is past the end of the run (--steps {o['steps']})")
     sources = [f for f in ("data", "hf_dataset", "data_preset") if o.get(f)]

@@ -28,6 +28,7 @@ class Variant:
     rank: Union[int, float, None] = None  # None = ELASConfig's default
     attention: bool = False
     dense_warmup_steps: int = 0
+    dense_final_steps: int = 0  # dense steps at the end of a run (SparsitySchedule's dense_final)
     lowrank_form: str = "plain"  # "cola": U silu(V x) (ELASConfig.lowrank_form)
 
     @property
@@ -43,6 +44,7 @@ class Variant:
         option existed gets its default)."""
         return cls(baseline=o.get("baseline"), backward=o.get("backward", "masked"), rank=parse_rank(o.get("rank")),
                    attention=bool(o.get("attention")), dense_warmup_steps=int(o.get("dense_warmup_steps", 0)),
+                   dense_final_steps=int(o.get("dense_final_steps") or 0),
                    lowrank_form=o.get("lowrank_form") or "plain")
 
     @property
@@ -84,7 +86,7 @@ def parse_rank(text: Optional[str]) -> Union[int, float, None]:
         raise TrainError(f"--rank must be an int or a ratio in (0, 1], got {text!r}") from None
 
 
-def rewrite(model: nn.Module, variant: Variant) -> Tuple[nn.Module, object, str]:
+def rewrite(model: nn.Module, variant: Variant, total_steps: Optional[int] = None) -> Tuple[nn.Module, object, str]:
     """Apply the variant to ``model`` (in place). Returns ``(model, schedule, report)``: the
     :class:`elas_compile.SparsitySchedule` (None unless sparse) and the ``explain`` report."""
     config = variant.elas_config()
@@ -98,7 +100,8 @@ def rewrite(model: nn.Module, variant: Variant) -> Tuple[nn.Module, object, str]
         raise TrainError(f"the ELAS rewrite cannot handle this model: {first_line(e)}") from None
     schedule = None
     if variant.sparse:
-        schedule = elas_compile.SparsitySchedule(model, warmup_steps=variant.dense_warmup_steps)
+        schedule = elas_compile.SparsitySchedule(model, warmup_steps=variant.dense_warmup_steps, total_steps=total_steps,
+                                                 dense_final=variant.dense_final_steps)
     try:
         report = str(elas_compile.explain(model))
     except Exception as e:  # the report is informative only; never fail a run on it
