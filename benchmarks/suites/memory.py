@@ -276,7 +276,8 @@ def run(args: argparse.Namespace, device: torch.device) -> SuiteResult:
         for row in rows:
             row["note"] = CPU_LABEL
     notes = ["compiled in the default mode: CUDA graphs' memory pools hide the peak and grow with every batch "
-             "size captured; the batch dimension is dynamic (one compilation per variant and policy)",
+             "size captured; the batch dimension is dynamic (one compilation per variant and policy)" if cuda else
+             "eager on a CPU (as elas-compile bench): compiling there costs minutes and measures nothing",
              "peak_mem_gb: the allocator's peak of the timed steps (weights, gradients and AdamW state included); "
              "peak_reserved_gb: what it held, which is what runs out",
              "tokens/s of a step: forward, backward, clip, AdamW; random tokens; 2:4 from the first step",
