@@ -120,6 +120,8 @@ def test_memory_on_cpu_writes_every_variant_and_policy(tmp_path):
     assert sorted(r["variant"] for r in rows if r["best"] == "yes") == sorted(memory.VARIANTS)
     assert all(r["vs_full"] == "" and r["note"] == "CPU: not meaningful" for r in rows)
     assert meta["options"]["seq_lens"] == {"llama-tiny": 16} and meta["options"]["checkpointing"] == policies
+    assert sorted(meta["backends"]) == [f"elas-masked-attn llama-tiny {p}" for p in sorted(policies)]
+    assert {b["resolved"] for b in meta["backends"].values()} == {"reference"}  # a CPU
     assert "largest micro-batch that fits: none >= 4; block >= 4; selective >= 4" in report
 
 

@@ -19,13 +19,14 @@ import gc
 import time
 
 import torch
+from torch._dynamo.utils import counters
 
 from benchmarks.batch_search import largest_fit, search_batch
 from benchmarks.compile_cache import fresh_compile_cache
 from benchmarks.gpu_pool import run_jobs
 from benchmarks.outputs import CPU_LABEL, SuiteResult
 from benchmarks.search_plot import search_plot
-from benchmarks.suites.step import lowrank_of
+from benchmarks.suites.step import lowrank_of, resolved
 
 DESCRIPTION = ("training tokens/s at the memory limit: the largest micro-batch per variant and activation "
                "checkpointing policy, each variant's best vs dense low rank's and full rank's")
@@ -201,8 +202,10 @@ def run_job(job: dict, deadline: float | None) -> list[dict]:
     cuda = job["device"] == "cuda"
     rt = make_runtime(job["device"], "auto", cuda, None, "default")  # eager on a CPU, as elas-compile bench
     base = {k: job[k] for k in ("preset", "seq_len", "variant", "checkpointing")}
+    before = dict(counters["elas"])
     with fresh_compile_cache(f"{job['preset']}_{job['variant']}_{job['checkpointing']}"):
         points = _search(job, rt, deadline)
+    base["fused_ops"] = {k: n - before.get(k, 0) for k, n in counters["elas"].items() if n != before.get(k, 0)}
     gc.collect()  # the model and its optimizer, gone with _search's frame and Dynamo's cache
     if cuda:
         torch.cuda.empty_cache()
@@ -282,11 +285,14 @@ def run(args: argparse.Namespace, device: torch.device) -> SuiteResult:
              "peak_reserved_gb: what it held, which is what runs out",
              "tokens/s of a step: forward, backward, clip, AdamW; random tokens; 2:4 from the first step",
              *limits(rows, args.variants, pols)]
+    backends = {f"{r['variant']} {r['preset']} {r['checkpointing']}":
+                dict(resolved(r["preset"], r["variant"], device), elas_rewrites_compiled=r.get("fused_ops", {}))
+                for r in rows if r["variant"].startswith("elas")}
     return SuiteResult(
         rows=rows, columns=COLUMNS, baseline="the best configuration of dense low rank of the same factorization "
                                              "(vs_lowrank) and of full rank (vs_full)",
         table_columns=[c for c in COLUMNS if c not in ("tokens", "peak_reserved_gb") and (not cuda or c != "note")],
-        summary=summary(best), notes=notes,
+        summary=summary(best), notes=notes, backends=backends,
         options={"presets": args.preset, "seq_lens": seqs, "variants": args.variants, "checkpointing": pols,
                  "max_batch": args.max_batch, "start_batch": args.start_batch, "steps": args.steps,
                  "warmup": args.warmup, "budget_s": args.budget_s, "gpus": args.gpus},
