@@ -1,16 +1,15 @@
 """``elas::cslt_mm``: the 2:4 compressed operand times a dense matrix, on cuSPARSELt.
 
 The plan (algorithm id, and whether B is passed as given or copied contiguous first) is chosen
-once per (shape, dtype, B layout, device) by timing every id ``torch._cslt_sparse_mm`` accepts, on
-the GPU alone: a sleep kernel holds the stream while the calls are enqueued, so the 0.6 ms of
-host time per call stays out of the measurement (CUDA graphs remove it in training). The winner's
-product is checked against the decompressed operand (the compressed layout may depend on the
-algorithm, pytorch#136553); an id that disagrees is skipped with a warning. Measured at
-16384 x 8192 x 512 and 16384 x 4096 x 256 (benchmarks/bench_cslt.py, CUDA graphs, 59 accepted
-configurations each): the chosen plan is within 1% of the fastest configuration (1.42x and 1.48x
-dense); torch's ``_cslt_sparse_mm_search`` picks as well at these shapes, but returns an id without
-checking its product. The choice runs on the first real call, which under ``mode="reduce-overhead"``
-is CUDA graphs' warm-up run; a first call inside a capture takes id 0 (warned once). Other devices
+once per (shape, dtype, B layout, device) by timing every id cuSPARSELt accepts, on the GPU alone:
+a sleep kernel holds the stream while the calls are enqueued, so host time stays out of the
+measurement. The winner's product is checked against the decompressed operand (the compressed
+layout may depend on the algorithm, pytorch#136553); an id that disagrees is skipped with a
+warning. (torch's ``_cslt_sparse_mm_search`` returns an id without checking its product;
+``python -m tools.cslt_algorithms`` times every configuration.) The choice runs on the first real
+call, which under ``mode="reduce-overhead"`` is CUDA graphs' warm-up run; a first call inside a
+capture takes id 0 (warned once). The products run through the plan cache of
+``kernels/cusparselt`` (plans built once per shape), else ``torch._cslt_sparse_mm``. Other devices
 decompress and multiply (reference).
 """
 from __future__ import annotations

@@ -11,9 +11,15 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 @pytest.fixture(autouse=True)
 def _seed():
+    """Each test starts seeded, with a clean Dynamo state and Inductor's custom passes as they were:
+    a test that enables the step passes process-wide (the CLI and the benchmarks do) leaves none."""
+    from torch._inductor import config as inductor_config
+
     torch.manual_seed(0)
     torch._dynamo.reset()
+    passes = (inductor_config.pre_grad_custom_pass, inductor_config.post_grad_custom_post_pass)
     yield
+    inductor_config.pre_grad_custom_pass, inductor_config.post_grad_custom_post_pass = passes
 
 
 @pytest.fixture

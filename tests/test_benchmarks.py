@@ -1,20 +1,14 @@
 """``python -m benchmarks`` on a CPU: the suite table, the ffn and step smoke runs and what they
 write, the kernels suite's refusal, fresh compile caches per variant, the ratio arithmetic, and the
 tools/ scripts importing from their paths."""
-import csv
 import importlib
-import json
 import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # benchmarks/ and tools/ are run from the repository root
-    sys.path.insert(0, str(ROOT))
+from bench_helpers import ROOT, suite_outputs  # (puts the repository root on sys.path)
 
 from benchmarks import compile_cache, environment  # noqa: E402
 from benchmarks.__main__ import main  # noqa: E402
@@ -22,16 +16,6 @@ from benchmarks.environment import gpu_slug  # noqa: E402
 from benchmarks.suites import SUITES, ffn, step  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def _outputs(root: Path, suite: str):
-    (folder,) = (root / "results").iterdir()
-    assert folder.name.startswith(f"{suite}_cpu_")
-    assert sorted(p.name for p in folder.iterdir()) == ["meta.json", "plot.png", "results.csv"]
-    (report,) = (root / "reports").iterdir()
-    assert report.name == f"{folder.name}.md"
-    rows = list(csv.DictReader(open(folder / "results.csv")))
-    return folder, rows, json.loads((folder / "meta.json").read_text()), report.read_text()
 
 
 def test_entry_point_lists_every_suite(capsys):
@@ -66,7 +50,7 @@ def test_ffn_on_cpu_writes_every_variant_labelled_and_a_fresh_cache_each(tmp_pat
     before = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
     args = ["ffn", "--device", "cpu", "--modes", "eager", "--repeats", "1", "--tokens", "128", "--root", str(tmp_path)]
     assert main(args) == 0
-    folder, rows, meta, report = _outputs(tmp_path, "ffn")
+    folder, rows, meta, report = suite_outputs(tmp_path, "ffn")
     assert list(rows[0]) == ffn.COLUMNS
     by_variant = {r["variant"]: r for r in rows}
     assert list(by_variant) == list(ffn.ffn_models.VARIANT_NAMES)
@@ -100,7 +84,7 @@ def test_ffn_on_cpu_writes_every_variant_labelled_and_a_fresh_cache_each(tmp_pat
 def test_ffn_compiled_on_cpu_records_the_kernels_elas_compiled(tmp_path):
     assert main(["ffn", "--device", "cpu", "--variants", "elas-masked-reference", "--repeats", "1",
                  "--tokens", "64", "--root", str(tmp_path)]) == 0
-    _, rows, meta, _ = _outputs(tmp_path, "ffn")
+    _, rows, meta, _ = suite_outputs(tmp_path, "ffn")
     (row,) = [r for r in rows if r["status"] == "ok"]
     assert row["mode"] == "default" and float(row["fwd_bwd_ms"]) > 0
     (info,) = meta["backends"].values()
@@ -127,7 +111,7 @@ def test_step_on_cpu_runs_each_variant_in_its_own_cache(tmp_path, monkeypatch):
 
     monkeypatch.setattr(bench, "bench_one", fake_bench_one)
     assert main(["step", "--device", "cpu", "--preset", "llama-tiny", "--memory", "--root", str(tmp_path)]) == 0
-    _, rows, meta, report = _outputs(tmp_path, "step")
+    _, rows, meta, report = suite_outputs(tmp_path, "step")
     assert [r["variant"] for r in rows] == step.VARIANTS and {r["mode"] for r in rows} == {"eager"}
     assert all(r["note"] == "CPU: not meaningful" and r["vs_full"] == "" and r["status"] == "ok" for r in rows)
     assert len(set(seen)) == len(step.VARIANTS) and not any(os.path.exists(d) for d in seen)

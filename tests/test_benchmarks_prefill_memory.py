@@ -3,17 +3,12 @@ files, the decode loop against ``generate``, the kernels a compiled prefill and 
 micro-batch search against a fake step that runs out of memory above a threshold, the time
 budget, and the ratios of best configurations."""
 import csv
-import json
 import os
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # benchmarks/ is run from the repository root
-    sys.path.insert(0, str(ROOT))
+from bench_helpers import suite_outputs  # (puts the repository root on sys.path)
 
 from benchmarks import gpu_pool  # noqa: E402
 from benchmarks.__main__ import main  # noqa: E402
@@ -23,21 +18,12 @@ from benchmarks.suites import memory, prefill  # noqa: E402
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def _outputs(root: Path, suite: str):
-    (folder,) = (root / "results").iterdir()
-    assert folder.name.startswith(f"{suite}_cpu_")
-    assert sorted(p.name for p in folder.iterdir()) == ["meta.json", "plot.png", "results.csv"]
-    (report,) = (root / "reports").iterdir()
-    rows = list(csv.DictReader(open(folder / "results.csv")))
-    return rows, json.loads((folder / "meta.json").read_text()), report.read_text()
-
-
 def test_prefill_on_cpu_writes_prefill_and_decode_rows(tmp_path):
     args = ["prefill", "--device", "cpu", "--preset", "llama-tiny", "--seq-len", "32", "--batch-size", "2",
             "--prompt-len", "8", "--new-tokens", "3", "--decode-batches", "1", "2", "--repeats", "1",
             "--root", str(tmp_path)]
     assert main(args) == 0
-    rows, meta, report = _outputs(tmp_path, "prefill")
+    rows, meta, report = suite_outputs(tmp_path, "prefill")[1:]
     assert list(rows[0])[:len(prefill.COLUMNS)] == prefill.COLUMNS
     got = [(r["variant"], r["phase"], r["batch"], r["mode"]) for r in rows]
     assert got == [(v, phase, b, "eager") for v in prefill.VARIANTS
@@ -111,7 +97,7 @@ def test_memory_on_cpu_writes_every_variant_and_policy(tmp_path):
     args = ["memory", "--device", "cpu", "--preset", "llama-tiny", "--seq-len", "16", "--max-batch", "4",
             "--steps", "1", "--root", str(tmp_path)]
     assert main(args) == 0
-    rows, meta, report = _outputs(tmp_path, "memory")
+    rows, meta, report = suite_outputs(tmp_path, "memory")[1:]
     assert list(rows[0])[:len(memory.COLUMNS)] == memory.COLUMNS
     policies = ["none", "block", "selective"]
     assert [(r["checkpointing"], r["variant"], r["batch"]) for r in rows] == \

@@ -23,6 +23,7 @@ from torch._dynamo.utils import counters
 
 from benchmarks.batch_search import largest_fit, search_batch
 from benchmarks.compile_cache import fresh_compile_cache
+from benchmarks.model_checks import model_refusal
 from benchmarks.gpu_pool import run_jobs
 from benchmarks.outputs import CPU_LABEL, SuiteResult
 from benchmarks.search_plot import search_plot
@@ -34,7 +35,6 @@ PRESETS = ["llama-1b", "llama-3b"]
 SEQ_LENS = {"llama-1b": 4096, "llama-3b": 2048}  # else the preset's own
 VARIANTS = ["full", "lowrank-attn", "elas-masked-attn"]
 POLICIES = "none,block,selective"
-CPU_PRESETS = ("llama-tiny",)
 COLUMNS = ["preset", "seq_len", "variant", "checkpointing", "batch", "tokens", "status", "step_ms", "tokens_per_s",
            "peak_mem_gb", "peak_reserved_gb", "search_s", "best", "vs_lowrank", "vs_full", "note"]
 
@@ -81,16 +81,11 @@ def seq_lens(presets: list[str], specs: list[str] | None) -> dict[str, int]:
 
 
 def refuse(args: argparse.Namespace, device: torch.device) -> str | None:
-    from elas_compile.train.bench import VARIANTS as KNOWN
     from elas_compile.train.parallel import CHECKPOINT_POLICIES
-    from elas_compile.train.presets import PRESETS as KNOWN_PRESETS
 
-    unknown = [v for v in args.variants if v not in KNOWN]
-    if unknown:
-        return f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(KNOWN)}"
-    unknown = [p for p in args.preset if p not in KNOWN_PRESETS]
-    if unknown:
-        return f"unknown preset(s) {', '.join(unknown)}; choose from {', '.join(KNOWN_PRESETS)}"
+    refusal = model_refusal(args.variants, args.preset, device, gpus=args.gpus)
+    if refusal:
+        return refusal
     bad = [p for p in policies(args.checkpointing) if p not in CHECKPOINT_POLICIES] or not policies(args.checkpointing)
     if bad:
         return f"--checkpointing {args.checkpointing!r}: a comma-separated list of {', '.join(CHECKPOINT_POLICIES)}"
@@ -98,14 +93,8 @@ def refuse(args: argparse.Namespace, device: torch.device) -> str | None:
         seq_lens(args.preset, args.seq_len)
     except ValueError as e:
         return str(e)
-    paper = [p for p in args.preset if p not in CPU_PRESETS]
-    if device.type != "cuda" and paper:
-        return (f"{', '.join(paper)} on a CPU would take minutes a step and measure nothing about GPUs; "
-                "run on a CUDA GPU, or pass --preset llama-tiny for a smoke run")
     if args.steps < 1 or args.warmup < 0 or args.max_batch < 1 or not 1 <= args.start_batch <= args.max_batch:
         return "--steps and --max-batch must be >= 1, --warmup >= 0, and 1 <= --start-batch <= --max-batch"
-    if args.gpus < 1 or (args.gpus > 1 and (device.type != "cuda" or args.gpus > torch.cuda.device_count())):
-        return f"--gpus {args.gpus}: this machine has {torch.cuda.device_count()} CUDA GPU(s)"
     if args.budget_s <= 0:
         return "--budget-s must be > 0"
     return None

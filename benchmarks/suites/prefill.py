@@ -29,6 +29,7 @@ import torch
 from torch._dynamo.utils import counters
 
 from benchmarks.compile_cache import fresh_compile_cache
+from benchmarks.model_checks import model_refusal
 from benchmarks.gpu_pool import run_jobs
 from benchmarks.outputs import CPU_LABEL, SuiteResult
 from benchmarks.plot import row_bars
@@ -39,7 +40,6 @@ DESCRIPTION = ("inference: prefill tokens/s and peak memory (8 x 2048 tokens), g
                "1 and 32 with a static KV cache, vs dense low rank and full rank")
 PRESETS = ["llama-350m", "llama-1b"]
 VARIANTS = ["full", "lowrank-attn", "elas-masked-attn"]
-CPU_PRESETS = ("llama-tiny",)
 MODE = "reduce-overhead"
 COLUMNS = ["preset", "variant", "phase", "batch", "tokens", "mode", "ms", "tokens_per_s", "vs_lowrank", "vs_full",
            "peak_mem_gb", "backend", "graphs", "status", "note"]
@@ -64,23 +64,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def refuse(args: argparse.Namespace, device: torch.device) -> str | None:
-    from elas_compile.train.bench import VARIANTS as KNOWN
-    from elas_compile.train.presets import PRESETS as KNOWN_PRESETS
-
-    unknown = [v for v in args.variants if v not in KNOWN]
-    if unknown:
-        return f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(KNOWN)}"
-    unknown = [p for p in args.preset if p not in KNOWN_PRESETS]
-    if unknown:
-        return f"unknown preset(s) {', '.join(unknown)}; choose from {', '.join(KNOWN_PRESETS)}"
-    paper = [p for p in args.preset if p not in CPU_PRESETS]
-    if device.type != "cuda" and paper:
-        return (f"{', '.join(paper)} on a CPU would take minutes a forward and measure nothing about GPUs; "
-                "run on a CUDA GPU, or pass --preset llama-tiny for a smoke run")
+    refusal = model_refusal(args.variants, args.preset, device, per="forward", gpus=args.gpus)
+    if refusal:
+        return refusal
     if min([args.batch_size, args.seq_len, args.prompt_len, *args.decode_batches]) < 1 or args.new_tokens < 2:
         return "--batch-size, --seq-len, --prompt-len and --decode-batches must be >= 1, --new-tokens >= 2"
-    if args.gpus < 1 or (args.gpus > 1 and (device.type != "cuda" or args.gpus > torch.cuda.device_count())):
-        return f"--gpus {args.gpus}: this machine has {torch.cuda.device_count()} CUDA GPU(s)"
     return None
 
 

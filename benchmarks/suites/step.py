@@ -18,13 +18,13 @@ import torch
 from torch._dynamo.utils import counters
 
 from benchmarks.compile_cache import fresh_compile_cache
+from benchmarks.model_checks import model_refusal
 from benchmarks.outputs import CPU_LABEL, SuiteResult
 from benchmarks.plot import bar_plot
 
 DESCRIPTION = "training step tokens/s of whole models (and peak memory with --memory) vs full rank and dense low rank"
 PRESETS = ["llama-350m", "llama-1b"]
 VARIANTS = ["full", "lowrank-attn", "elas-masked-attn"]
-CPU_PRESETS = ("llama-tiny",)
 COLUMNS = ["preset", "variant", "mode", "batch", "seq_len", "params_m", "step_ms", "tokens_per_s", "vs_full",
            "vs_lowrank", "peak_mem_gb", "backend", "status", "note"]
 
@@ -78,19 +78,9 @@ def resolved(preset: str, variant: str, device: torch.device) -> dict:
 
 
 def refuse(args: argparse.Namespace, device: torch.device) -> str | None:
-    from elas_compile.train.bench import VARIANTS as KNOWN
-    from elas_compile.train.presets import PRESETS as KNOWN_PRESETS
-
-    unknown = [v for v in args.variants if v not in KNOWN]
-    if unknown:
-        return f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(KNOWN)}"
-    unknown = [p for p in args.preset if p not in KNOWN_PRESETS]
-    if unknown:
-        return f"unknown preset(s) {', '.join(unknown)}; choose from {', '.join(KNOWN_PRESETS)}"
-    paper = [p for p in args.preset if p not in CPU_PRESETS]
-    if device.type != "cuda" and paper:
-        return (f"{', '.join(paper)} on a CPU would take minutes a step and measure nothing about GPUs; "
-                "run on a CUDA GPU, or pass --preset llama-tiny for a smoke run")
+    refusal = model_refusal(args.variants, args.preset, device)
+    if refusal:
+        return refusal
     if args.steps < 1 or args.warmup < 0:
         return "--steps must be >= 1 and --warmup >= 0"
     return None

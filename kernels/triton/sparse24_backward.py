@@ -33,7 +33,7 @@ from .bits import (
 )
 from .relu2_sparsify import _aligned_rows, fit_config
 
-# (BLOCK_M, BLOCK_F, num_warps) per kernel on CUDA (from benchmarks/bench_sparsify.py --sweep)
+# (BLOCK_M, BLOCK_F, num_warps) per kernel on CUDA (the H100 sweep of `python -m tools.triton_configs`)
 CONFIGS = {"decompress": (32, 128, 8), "backward": (32, 128, 8)}
 SWEEP_CONFIGS = [(16, 128, 4), (32, 64, 4), (32, 128, 4), (32, 128, 8), (64, 64, 4), (64, 128, 8)]
 INTERP_CONFIG = (64, 128, 4)  # fewer, larger programs under the interpreter
