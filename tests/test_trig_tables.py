@@ -85,8 +85,8 @@ def _llama_trig_calls(device, install, layers=4):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="Inductor's Triton code (GPU)")
 def test_llama_triton_code_computes_each_table_once_per_graph():
     """With the pass each graph (forward, backward) computes each table once. (Without it, at the
-    350m shapes every layer's RoPE kernel recomputed them: the kernel names in the profile,
-    docs/benchmarks.md; at this tiny size Inductor happens to fuse them less often.)"""
+    350m shapes every layer's RoPE kernel recomputed them: the kernel names in
+    `python -m tools.profile_step`'s profile.)"""
     sin_before, cos_before = _llama_trig_calls("cuda", install=False)
     sin_after, cos_after = _llama_trig_calls("cuda", install=True)
     assert 1 <= sin_after <= 2 and 1 <= cos_after <= 2, (sin_after, cos_after)

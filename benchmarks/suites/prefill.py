@@ -59,7 +59,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--memory", action=argparse.BooleanOptionalAction, default=True,
                    help="compile the prefill again in the default mode for its peak memory (default on)")
     p.add_argument("--phases", nargs="+", choices=("prefill", "decode"), default=["prefill", "decode"],
-                   help="what to measure (default both): a run of each fits a short GPU session better")
+                   help="what to measure (default both): one phase a run keeps each GPU call short")
     p.add_argument("--gpus", type=int, default=1, help="run the (preset, variant) jobs on this many GPUs at once")
 
 

@@ -9,9 +9,9 @@
 // loads, before its tile's MMA (the kernel's prefetch call), for every 64-row x 32-column block of
 // the tile its 16 bytes of kept values and its metadata word from global memory, expands them into
 // the accumulator layout (expand_block: 7 shuffles), computes dy, and after a 4 x 4 transpose inside
-// each quad stores 16 contiguous bytes of S and of dy per row. It replaced (ninth session) CUTLASS's
-// collective epilogue with a visitor node that had the producer warp copy the compressed S into
-// shared memory and TMA stores for dy and S, whose epilogues took turns (docs/kernels.md).
+// each quad stores 16 contiguous bytes of S and of dy per row. It replaced CUTLASS's collective
+// epilogue with a visitor node that had the producer warp copy the compressed S into shared memory
+// and TMA stores for dy and S, whose epilogues took turns (docs/kernels.md).
 #include <cstdint>
 #include <cuda_bf16.h>
 
@@ -24,8 +24,8 @@ using BF16 = cutlass::bfloat16_t;
 namespace elas {
 
 // sqrt.approx (one MUFU op, sqrt(0) = 0), as Triton's tl.sqrt in the default path. The IEEE sqrtf
-// ran a special-case branch and subroutine call for every element (Nsight Compute, session 40: a
-// third of the epilogue's issue slots).
+// ran a special-case branch and subroutine call for every element (Nsight Compute: a third of the
+// epilogue's issue slots).
 __device__ __forceinline__ float approx_sqrt(float x) {
   float y;
   asm("sqrt.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));

@@ -8,7 +8,7 @@ cuDNN attention backward writes its gradients in the layout of its inputs, which
 (batch, tokens, heads, head_dim): the permuted view is already contiguous. Inductor still lowers
 the clone to a copy, and with the input's buffer reused for the output it becomes a kernel that
 loads every element and stores it back in place (350m preset, 64 x 256 tokens, H100: two such
-kernels a layer, 1.15 ms of a 65 ms step, every variant; docs/benchmarks.md, twelfth session).
+kernels a layer in every variant, in the step's profile: `python -m tools.profile_step`).
 
 This pass routes such clones through ``elas::contiguous``, whose Inductor lowering asks for the
 contiguous layout (``ExternKernel.require_contiguous``): a view of the buffer when it already has

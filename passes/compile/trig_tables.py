@@ -3,7 +3,7 @@
 A LLaMA model computes cos and sin of (positions x inverse frequencies) once per forward, and every
 layer's RoPE reads them. Inductor inlines such cheap-looking pointwise producers into each consumer,
 so every layer's RoPE kernel, forward and backward, recomputes sin and cos per element of q and k
-(at 350m, 64 x 256 tokens on an H100: 6 ms of a 69 ms step, docs/benchmarks.md). This pass routes
+(a 350m step's profile shows them in every layer: `python -m tools.profile_step`). This pass routes
 each ``aten.sin`` / ``aten.cos`` whose value reaches two or more consumers (through casts, scalings
 and views) through ``elas::materialize``, a copy Inductor cannot inline: the table is computed once
 per graph and read from memory (64 x 256 x 64 fp32: 4 MB).
