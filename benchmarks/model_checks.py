@@ -1,11 +1,20 @@
-"""The argument checks of the suites that build whole models (step, prefill, memory)."""
+"""The model arguments of the suites that build whole models (step, prefill, memory), and their checks."""
 from __future__ import annotations
 
+import argparse
 from typing import Optional, Sequence
 
 import torch
 
 CPU_PRESETS = ("llama-tiny",)  # the only preset a CPU runs, as a smoke test
+
+
+def add_model_arguments(p: argparse.ArgumentParser, presets: Sequence[str], variants: Sequence[str]) -> None:
+    """``--preset`` and ``--variants`` (names of ``elas-compile bench``'s presets and variants)."""
+    p.add_argument("--preset", nargs="+", default=list(presets), metavar="NAME",
+                   help=f"model presets (default {' '.join(presets)}; a CPU runs llama-tiny only)")
+    p.add_argument("--variants", nargs="+", default=list(variants), metavar="NAME",
+                   help=f"elas-compile bench variants (default {' '.join(variants)})")
 
 
 def model_refusal(variants: Sequence[str], presets: Sequence[str], device: torch.device, per: str = "step",

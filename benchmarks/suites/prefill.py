@@ -29,7 +29,7 @@ import torch
 from torch._dynamo.utils import counters
 
 from benchmarks.compile_cache import fresh_compile_cache
-from benchmarks.model_checks import model_refusal
+from benchmarks.model_checks import add_model_arguments, model_refusal
 from benchmarks.gpu_pool import run_jobs
 from benchmarks.outputs import CPU_LABEL, SuiteResult
 from benchmarks.plot import row_bars
@@ -46,10 +46,7 @@ COLUMNS = ["preset", "variant", "phase", "batch", "tokens", "mode", "ms", "token
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preset", nargs="+", default=PRESETS, metavar="NAME",
-                   help=f"model presets (default {' '.join(PRESETS)}; a CPU runs llama-tiny only)")
-    p.add_argument("--variants", nargs="+", default=VARIANTS, metavar="NAME",
-                   help=f"elas-compile bench variants (default {' '.join(VARIANTS)})")
+    add_model_arguments(p, PRESETS, VARIANTS)
     p.add_argument("--batch-size", type=int, default=8, help="prefill sequences (default 8)")
     p.add_argument("--seq-len", type=int, default=2048, help="prefill tokens per sequence (default 2048)")
     p.add_argument("--decode-batches", type=int, nargs="*", default=[1, 32], metavar="B",

@@ -18,7 +18,7 @@ import torch
 from torch._dynamo.utils import counters
 
 from benchmarks.compile_cache import fresh_compile_cache
-from benchmarks.model_checks import model_refusal
+from benchmarks.model_checks import add_model_arguments, model_refusal
 from benchmarks.outputs import CPU_LABEL, SuiteResult
 from benchmarks.plot import bar_plot
 
@@ -30,10 +30,7 @@ COLUMNS = ["preset", "variant", "mode", "batch", "seq_len", "params_m", "step_ms
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preset", nargs="+", default=PRESETS, metavar="NAME",
-                   help=f"model presets (default {' '.join(PRESETS)}; a CPU runs llama-tiny only)")
-    p.add_argument("--variants", nargs="+", default=VARIANTS, metavar="NAME",
-                   help=f"elas-compile bench variants (default {' '.join(VARIANTS)})")
+    add_model_arguments(p, PRESETS, VARIANTS)
     p.add_argument("--compile-mode", default="reduce-overhead",
                    choices=("reduce-overhead", "default", "max-autotune", "max-autotune-no-cudagraphs"))
     p.add_argument("--memory", action="store_true",
