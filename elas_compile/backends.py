@@ -24,7 +24,7 @@ from typing import NamedTuple, Optional
 import torch
 
 from elas_compile.kernels.alignment import shape_blocker
-from elas_compile.modes import SPARSE_MODES, check_mode
+from elas_compile.modes import MASKED_MODES, SPARSE_MODES, check_mode
 
 KERNEL_CHOICES = ("auto", "cutlass", "triton", "reference")
 BACKENDS = ("cutlass", "triton", "reference")
@@ -68,7 +68,7 @@ def _device_blocker(device: torch.device) -> Optional[str]:
 
 
 def _cutlass_blocker(device: torch.device, mode: str) -> Optional[str]:
-    if mode != "masked":
+    if mode not in MASKED_MODES:
         return f"the CUTLASS kernels compute the masked backward only (this MLP's backward is {mode!r})"
     if device.type != "cuda":
         return None  # FUSED_ON_CPU: the CUTLASS ops' CPU references

@@ -6,7 +6,7 @@ from typing import Optional, Tuple, Union
 
 from elas_compile.backends import KERNEL_CHOICES
 from elas_compile.errors import ConfigError
-from elas_compile.modes import SPARSE_MODES
+from elas_compile.modes import DEFAULT_WGRAD_DENSE_FRACTION, SPARSE_MODES, Mode
 
 LOWRANK_FORMS = ("plain", "cola")
 INITS = ("random", "svd")
@@ -56,7 +56,18 @@ class ELASConfig:
 
     backward: str = "masked"
     """Gradient of the 2:4 step. ``"masked"``: exact gradient of the sparsified function (zero at
-    pruned positions). ``"ste"``: straight-through, the gradient reaches every position (ELAS)."""
+    pruned positions). ``"ste"``: straight-through, the gradient reaches every position (ELAS).
+    ``"masked-tokens24"``: ``masked`` with approximate weight gradients of the FFN middle: the two
+    products that reduce over tokens (the down projection's V factor, gᵀ·S, and the up
+    projection's U factor, dyᵀ·h) take Sᵀ and dyᵀ made 2:4 along tokens (the two largest of every
+    4 consecutive tokens; exact where a group holds at most 2 nonzeros), the densest feature
+    columns (``wgrad_dense_fraction``) dense; on a GPU the 2:4 part runs on sparse tensor cores.
+    It changes the gradient (docs/kernels.md has the measured error); off by default."""
+
+    wgrad_dense_fraction: float = DEFAULT_WGRAD_DENSE_FRACTION
+    """With ``backward="masked-tokens24"``: the share of feature columns (those whose 2:4 along
+    tokens would drop the most nonzeros, chosen per step) whose weight gradients stay dense. 0
+    makes every column 2:4, 1 gives the exact ``masked`` gradients. Part of the compiled graph."""
 
     dense_warmup_steps: int = 1000
     """Optimizer steps run dense before 2:4 sparsity starts (the ELAS authors' 60M model diverged
@@ -101,6 +112,13 @@ class ELASConfig:
             raise bad("kernels", self.kernels, f"choose one of {KERNEL_CHOICES}")
         if self.backward not in BACKWARD_MODES:
             raise bad("backward", self.backward, f"choose one of {BACKWARD_MODES}")
+        fraction = self.wgrad_dense_fraction
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1:
+            raise bad("wgrad_dense_fraction", fraction, "a share of feature columns in [0, 1] (0.05: the densest 5% "
+                      "of the columns get dense weight gradients)")
+        if fraction != DEFAULT_WGRAD_DENSE_FRACTION and self.backward != Mode.MASKED_TOKENS24.value:
+            raise bad("wgrad_dense_fraction", fraction, f"it acts with backward='{Mode.MASKED_TOKENS24.value}' only "
+                      f"(this config's backward is {self.backward!r}): set that backward or leave the default")
         if self.ffn_width_multiplier is not None and not self.ffn_width_multiplier > 0:
             raise bad("ffn_width_multiplier", self.ffn_width_multiplier, "must be > 0 (or None: by MLP kind)")
         if self.experts not in EXPERTS:

@@ -10,9 +10,13 @@ Its ``backend`` argument (resolved by ``elas_compile.backends``) says which kern
   (cuBLAS); one Triton pass over dS and the compressed S writes dy = dS * 2 sqrt(S) at kept
   positions (masked) or 2 dS relu(y) (ste), and the dense S, transient, for dVdown = g^T @ S
   (cuBLAS: the reduction runs over tokens, along which S is not 2:4); dh = dy @ Uup, dUup = dy^T @ h.
-- ``cutlass`` (Hopper, ``masked``): the up GEMM's epilogue computes relu², the 2:4 selection and
-  the compressed S (y never reaches memory); the dS GEMM's epilogue computes dy and S (dS never
+- ``cutlass`` (Hopper, masked modes): the up GEMM's epilogue computes relu², the 2:4 selection
+  and the compressed S (y never reaches memory); the dS GEMM's epilogue computes dy and S (dS never
   reaches memory); the rest as above.
+
+``masked-tokens24`` computes the masked forward and dh; its two weight gradients take Sᵀ and dyᵀ
+2:4 along tokens on cuSPARSELt, the ``dense_fraction`` densest feature columns dense
+(``elas_compile.tokens24``).
 
 Autograd saves the compressed S (values + metadata, 9/16 of a dense bf16 tensor) and the rank-r
 tensors, never a dense tokens x F tensor in ``masked`` mode; ``ste`` must keep y (its gradient
@@ -32,27 +36,34 @@ from elas_compile import cusparselt  # noqa: F401  (registers elas::cslt_mm)
 from elas_compile.backends import FUSED_BACKENDS
 from elas_compile.kernels.cutlass import ops as cutlass_ext  # noqa: F401  (registers the CUTLASS ops)
 from elas_compile.kernels.alignment import padded_rows
-from elas_compile.modes import SPARSE_MODES, check_mode
+from elas_compile import tokens24
+from elas_compile.modes import (DEFAULT_WGRAD_DENSE_FRACTION, MASKED_MODES, SPARSE_MODES, Mode, activation_grad_mode,
+                                check_dense_fraction, check_mode)
 
 
 def _pad_rows(t: torch.Tensor, rows: int) -> torch.Tensor:
     return t if t.shape[0] == rows else F.pad(t, (0, 0, 0, rows - t.shape[0]))
 
 
-def _check_backend(backend: str, mode: str) -> None:
+def _check_args(backend: str, mode: str, dense_fraction: float) -> None:
     where = "elas.lowrank_relu2_sparse24_linear"
     check_mode(mode, SPARSE_MODES, where=where)
+    check_dense_fraction(dense_fraction, where)
     if backend not in FUSED_BACKENDS:
         raise ValueError(f"{where}: backend must be one of {FUSED_BACKENDS}, got {backend!r}")
-    if backend == "cutlass" and mode != "masked":
-        raise ValueError(f"{where}: the cutlass backend computes the masked backward only, got mode {mode!r}")
+    if backend == "cutlass" and mode not in MASKED_MODES:
+        raise ValueError(f"{where}: the cutlass backend computes the masked backward only (masked, "
+                         f"masked-tokens24), got mode {mode!r}")
 
 
 @torch.library.triton_op("elas::lowrank_relu2_sparse24_linear", mutates_args=())
 def lowrank_relu2_sparse24_linear(h: torch.Tensor, w_up_u: torch.Tensor, w_down_v: torch.Tensor, mode: str,
-                                  backend: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Returns (out, packed S, y-or-empty); only ``out`` is meant for the caller."""
-    _check_backend(backend, mode)
+                                  backend: str, dense_fraction: float = DEFAULT_WGRAD_DENSE_FRACTION
+                                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Returns (out, packed S, y-or-empty); only ``out`` is meant for the caller.
+    ``dense_fraction``: the share of feature columns with dense weight gradients in
+    ``masked-tokens24`` mode (``ELASConfig.wgrad_dense_fraction``); other modes ignore it."""
+    _check_args(backend, mode, dense_fraction)
     r_in, f = w_up_u.shape[1], w_up_u.shape[0]
     h2 = h.reshape(-1, r_in)
     m = h2.shape[0]
@@ -70,9 +81,10 @@ def lowrank_relu2_sparse24_linear(h: torch.Tensor, w_up_u: torch.Tensor, w_down_
 
 
 def _setup(ctx, inputs, output) -> None:
-    h, w_up_u, w_down_v, mode, backend = inputs
+    h, w_up_u, w_down_v, mode, backend = inputs[:5]
     _, packed, saved_y = output
     ctx.mode, ctx.backend = mode, backend
+    ctx.dense_fraction = inputs[5] if len(inputs) > 5 else DEFAULT_WGRAD_DENSE_FRACTION
     ctx.save_for_backward(h, w_up_u, w_down_v, packed, saved_y)
 
 
@@ -87,17 +99,22 @@ def _backward(ctx, grad_out, _grad_packed, _grad_y):
         grad_y, s = torch.ops.elas.cutlass_grad_relu2_sparse24(g, w_down_v, packed)
     else:  # dy and the transient dense S from one pass over dS and packed
         y = saved_y if ctx.mode == "ste" else None
-        grad_y, s = torch.ops.elas.relu2_sparsify24_backward_expand(g @ w_down_v, packed, y, ctx.mode, mp, f)
-    grad_w_down_v = g.t() @ s
+        grad_y, s = torch.ops.elas.relu2_sparsify24_backward_expand(g @ w_down_v, packed, y,
+                                                                    activation_grad_mode(ctx.mode), mp, f)
     grad_h = (grad_y @ w_up_u)[:m].reshape(h.shape)
-    grad_w_up_u = grad_y[:m].t() @ h2
-    return grad_h, grad_w_up_u, grad_w_down_v, None, None
+    if ctx.mode == Mode.MASKED_TOKENS24.value:  # padded tokens are zero rows of S and dy: exact groups
+        grad_w_down_v = tokens24.weight_grad(s, g, ctx.dense_fraction).t()
+        grad_w_up_u = tokens24.weight_grad(grad_y, _pad_rows(h2, mp), ctx.dense_fraction)
+    else:
+        grad_w_down_v = g.t() @ s
+        grad_w_up_u = grad_y[:m].t() @ h2
+    return grad_h, grad_w_up_u, grad_w_down_v, None, None, None
 
 
 lowrank_relu2_sparse24_linear.register_autograd(_backward, setup_context=_setup)
 
 
 def lowrank_relu2_sparse24(h: torch.Tensor, w_up_u: torch.Tensor, w_down_v: torch.Tensor, mode: str,
-                           backend: str = "triton") -> torch.Tensor:
+                           backend: str = "triton", dense_fraction: float = DEFAULT_WGRAD_DENSE_FRACTION) -> torch.Tensor:
     """sparse24_linear(sparsify24(relu(h @ w_up_u^T) ** 2), w_down_v): the caller-facing output."""
-    return torch.ops.elas.lowrank_relu2_sparse24_linear(h, w_up_u, w_down_v, mode, backend)[0]
+    return torch.ops.elas.lowrank_relu2_sparse24_linear(h, w_up_u, w_down_v, mode, backend, dense_fraction)[0]

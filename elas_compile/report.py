@@ -62,9 +62,13 @@ def _resolve(module: nn.Module, dtype: Optional[torch.dtype]) -> Resolution:
         return Resolution("reference", "; ".join(blockers))
     weight = module.up_proj.u
     info = module.elas_info
-    return resolve_backend(module.kernels, device=weight.device, dtype=dtype or weight.dtype,
-                           width=info["new_intermediate"], rank_in=info["rank"], rank_out=info["rank"],
-                           mode=module.elas_backward)
+    res = resolve_backend(module.kernels, device=weight.device, dtype=dtype or weight.dtype,
+                          width=info["new_intermediate"], rank_in=info["rank"], rank_out=info["rank"],
+                          mode=module.elas_backward)
+    if info.get("wgrad_dense_fraction") is not None:
+        res = res._replace(reason=f"{res.reason}; backward masked-tokens24: weight gradients 2:4 along tokens, the "
+                                  f"densest {info['wgrad_dense_fraction']:.0%} of features dense")
+    return res
 
 
 def explain(model: nn.Module, dtype: Optional[torch.dtype] = None) -> Report:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from elas_compile.errors import ELASError
-from elas_compile.modes import MODES
+from elas_compile.modes import MODES, Mode
 
 FORMAT = 1  # [FORMAT, index of sparsity_mode in MODES, index of elas_backward in MODES]
 
@@ -36,4 +36,10 @@ class SparsityState:
         if mode != "dense" and not self.elas_info["sparsity"]:
             raise ELASError(f"{where}: the checkpoint runs 2:4 sparse ({mode!r}) but this module was built with "
                             "ELASConfig(sparsity=False); rebuild the model with the checkpoint's ELASConfig.")
+        # an ELAS MLP's graph has the masked-tokens24 weight-gradient ops only when built for that backward
+        graph_lacks_tokens24 = "wgrad_dense_fraction" in self.elas_info and self.elas_info["wgrad_dense_fraction"] is None
+        if Mode.MASKED_TOKENS24.value in (mode, backward) and graph_lacks_tokens24:
+            raise ELASError(f"{where}: the checkpoint trains with backward='{Mode.MASKED_TOKENS24.value}', whose weight "
+                            "gradients need a model built for it; rebuild the model with the checkpoint's ELASConfig "
+                            f"(backward='{Mode.MASKED_TOKENS24.value}').")
         self.sparsity_mode, self.elas_backward = mode, backward

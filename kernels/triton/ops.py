@@ -11,6 +11,9 @@ Importing this module registers:
   int cols) -> (Tensor, Tensor)``: from one pass over ``grad`` (dS) and ``packed``, ``dy`` (the
   gradient wrt ``y``; ``mode`` masked reads relu(y) from ``packed``, ste / dense need ``y``) and
   the dense S (see ``triton_sparse24_backward``).
+* ``elas::tokens24_compress(Tensor a) -> (Tensor, Tensor)``: for ``a`` ``[M, F]``, the compressed
+  aᵀ (``F x M``, 2:4 along tokens) and int32 ``[F]`` nonzeros that step drops per feature
+  (``tokens24``; the ``masked-tokens24`` weight gradients).
 
 With Triton importable, each op is a ``torch.library.triton_op``: CUDA tensors launch the Triton
 kernels through ``wrap_triton`` (Inductor sees the kernels under ``torch.compile``); other devices
@@ -29,6 +32,8 @@ import torch
 
 from elas_compile.modes import check_mode
 
+from elas_compile.kernels import reference
+
 from .compat import HAS_TRITON
 from ..cslt_layout import (
     check_cslt_shape,
@@ -41,7 +46,7 @@ from ..cslt_layout import (
 )
 
 __all__ = ["HAS_TRITON", "relu2_sparsify24_compress", "sparsify24_compress", "sparse24_decompress",
-           "relu2_sparsify24_backward_expand"]
+           "relu2_sparsify24_backward_expand", "tokens24_compress"]
 
 
 def _rows_cols(x: torch.Tensor) -> tuple[int, int]:
@@ -60,6 +65,7 @@ if HAS_TRITON:
 
     from . import relu2_sparsify as _fwd
     from . import sparse24_backward as _bwd
+    from . import tokens24 as _tokens24
 
     def _define(name):
         return triton_op(f"elas::{name}", mutates_args=())
@@ -110,7 +116,21 @@ def relu2_sparsify24_backward_expand(
             decompress24_reference(packed, rows, cols))
 
 
+@_define("tokens24_compress")
+def tokens24_compress(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    if a.dim() != 2:
+        raise ValueError(f"elas.tokens24_compress: expected a tokens x features matrix, got shape {tuple(a.shape)}")
+    check_cslt_shape(a.shape[1], a.shape[0], a.dtype)
+    if _on_gpu(a):
+        return _tokens24.tokens24_compress(a, wrap=wrap_triton)
+    return compress24_reference(a.t()), reference.tokens24_dropped(a)
+
+
 if not HAS_TRITON:
+
+    @tokens24_compress.register_fake
+    def _(a):
+        return a.new_empty(packed_shape(a.shape[1], a.shape[0])), a.new_empty(a.shape[1], dtype=torch.int32)
 
     @relu2_sparsify24_backward_expand.register_fake
     def _(grad, packed, y, mode, rows, cols):

@@ -99,6 +99,21 @@ def _drop_dense(graph) -> None:
     for node in list(graph.find_nodes(op="call_function", target=elas.sparse24_linear.default)):
         if node.args[2] == "dense":
             _replace(graph, node, torch._C._nn.linear, (node.args[0], node.args[1]), "dense_sparse24_linear_to_linear")
+    for node in list(graph.find_nodes(op="call_function", target=elas.tokens24_up_linear.default)):
+        if node.args[3] == "dense":
+            _replace(graph, node, torch._C._nn.linear, tuple(node.args[:3]), "dense_tokens24_up_linear_to_linear")
+
+
+def _up_linear(y):
+    """(h, Uup) if ``y`` is a bias-free linear (or the ``masked-tokens24`` graph's
+    elas.tokens24_up_linear) with one user, else None."""
+    if len(getattr(y, "users", ())) != 1:
+        return None
+    if _is(y, _LINEAR) and len(y.args) == 2 and y.kwargs.get("bias") is None:
+        return y.args
+    if _is(y, (elas.tokens24_up_linear.default,)) and y.args[2] is None:
+        return y.args[:2]
+    return None
 
 
 def _fuse_ffn(graph, sp) -> bool:
@@ -112,10 +127,12 @@ def _fuse_ffn(graph, sp) -> bool:
     if relu is None or len(relu.users) != 1:
         return False
     y = relu.args[0]
-    if not _is(y, _LINEAR) or len(y.users) != 1 or len(y.args) != 2 or y.kwargs.get("bias") is not None:
+    up = _up_linear(y)
+    if up is None:
         return False
-    h, w_up_u = y.args
+    h, w_up_u = up
     w_down_v, mode, kernels = down.args[1], down.args[2], _kernels_of(down)
+    tokens24_args = tuple(down.args[4:5])  # a masked-tokens24 graph's wgrad_dense_fraction
     vals = [_val(n) for n in (y, w_up_u, w_down_v)]
     if any(v is None for v in vals):
         return False
@@ -130,7 +147,7 @@ def _fuse_ffn(graph, sp) -> bool:
         return False
     with graph.inserting_before(down):
         fused = graph.call_function(elas.lowrank_relu2_sparse24_linear.default,
-                                    (h, w_up_u, w_down_v, mode, resolution.backend))
+                                    (h, w_up_u, w_down_v, mode, resolution.backend, *tokens24_args))
         out = graph.call_function(operator.getitem, (fused, 0))
     out.meta.update(down.meta)
     down.replace_all_uses_with(out)

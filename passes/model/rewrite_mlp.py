@@ -20,6 +20,7 @@ import elas_compile.ops  # noqa: F401  (registers torch.ops.elas)
 from elas_compile.config import ELASConfig
 from elas_compile.diagnostics import warn_once
 from elas_compile.lowrank import LowRankLinear, svd_factors
+from elas_compile.modes import Mode
 from elas_compile.passes.model.match_mlp import MLPMatch
 from elas_compile.passes.model.trace import projection_bias, projection_weight
 from elas_compile.sparsity_state import SparsityState
@@ -67,13 +68,16 @@ def _call(graph: torch.fx.Graph, target, args, name: str) -> torch.fx.Node:
     return graph.create_node("call_function", target, args, name=name)
 
 
-def _lowrank_call(graph: torch.fx.Graph, name: str, form: str, first_factor, bias: bool = False):
-    """Emit U·(σ)(V·x) (+ bias) where V·x is produced by ``first_factor(v_weight_node)``."""
+def _lowrank_call(graph: torch.fx.Graph, name: str, form: str, first_factor, bias: bool = False, second_factor=None):
+    """Emit U·(σ)(V·x) (+ bias) where V·x is produced by ``first_factor(v_weight_node)``; the U
+    factor by ``second_factor(h, u, bias_or_None)`` when given, else ``F.linear``."""
     v = graph.get_attr(f"{name}.v")
     h = first_factor(v)
     if form == "cola":
         h = _call(graph, F.silu, (h,), f"{name}_silu")
     u = graph.get_attr(f"{name}.u")
+    if second_factor is not None:
+        return second_factor(h, u, graph.get_attr(f"{name}.bias") if bias else None)
     args = (h, u, graph.get_attr(f"{name}.bias")) if bias else (h, u)
     return _call(graph, F.linear, args, name)
 
@@ -85,21 +89,28 @@ def _dropouts(graph: torch.fx.Graph, node: torch.fx.Node, names: list) -> torch.
 
 
 def build_graph(form: str, sparsity: bool, bias_up: bool = False, bias_down: bool = False,
-                dropouts: Optional[dict] = None) -> torch.fx.Graph:
+                dropouts: Optional[dict] = None, wgrad_dense_fraction: Optional[float] = None) -> torch.fx.Graph:
     """The ELAS MLP's graph; ``dropouts`` maps "input" / "hidden" / "output" to the names of the
-    dropout modules there (a hidden dropout acts after the 2:4 step, which zeros stay zero)."""
+    dropout modules there (a hidden dropout acts after the 2:4 step, which zeros stay zero).
+    ``wgrad_dense_fraction`` (an MLP built for backward ``masked-tokens24``): the up projection's
+    U factor becomes ``elas.tokens24_up_linear`` and both weight-gradient ops get the fraction,
+    so the mode's weight gradients exist on every path (eager, reference, fused)."""
     dropouts = dropouts or {}
     g = torch.fx.Graph()
     x = _dropouts(g, g.placeholder("x"), dropouts.get("input", []))
-    up = _lowrank_call(g, "up_proj", form, lambda v: _call(g, F.linear, (x, v), "up_proj_vx"), bias_up)
+    mode = g.get_attr("sparsity_mode") if sparsity else None
+    tokens24 = sparsity and wgrad_dense_fraction is not None
+    up_u = (lambda h, u, b: _call(g, torch.ops.elas.tokens24_up_linear.default,  # noqa: E731
+                                  (h, u, b, mode, wgrad_dense_fraction), "up_proj")) if tokens24 else None
+    up = _lowrank_call(g, "up_proj", form, lambda v: _call(g, F.linear, (x, v), "up_proj_vx"), bias_up, up_u)
     relu = _call(g, torch.relu, (up,), "relu")
     act = _call(g, operator.pow, (relu, 2), "relu_squared")
     if sparsity:
-        mode = g.get_attr("sparsity_mode")
         kernels = g.get_attr("kernels")
         act = _call(g, torch.ops.elas.sparsify24.default, (act, mode), "sparse_act")
         sparse_in = act = _dropouts(g, act, dropouts.get("hidden", []))
-        first = lambda v: _call(g, torch.ops.elas.sparse24_linear.default, (sparse_in, v, mode, kernels),  # noqa: E731
+        down_args = (kernels, wgrad_dense_fraction) if tokens24 else (kernels,)
+        first = lambda v: _call(g, torch.ops.elas.sparse24_linear.default, (sparse_in, v, mode, *down_args),  # noqa: E731
                                 "down_proj_vx")
     else:
         dense_in = _dropouts(g, act, dropouts.get("hidden", []))
@@ -172,7 +183,8 @@ def build_elas_mlp(original: nn.Module, match: MLPMatch, config: ELASConfig, pat
         dropouts.setdefault(where, []).append(name)
     root.sparsity_mode = config.initial_mode
     root.kernels = config.kernels
-    graph = build_graph(config.lowrank_form, config.sparsity, match.bias_up, match.bias_down, dropouts)
+    tokens24 = config.wgrad_dense_fraction if config.backward == Mode.MASKED_TOKENS24.value else None
+    graph = build_graph(config.lowrank_form, config.sparsity, match.bias_up, match.bias_down, dropouts, tokens24)
     module = ELASMLP(root, graph, class_name="ELASMLP")
     module.up_proj, module.down_proj = root.up_proj, root.down_proj
     module.sparsity_mode = config.initial_mode
@@ -184,5 +196,6 @@ def build_elas_mlp(original: nn.Module, match: MLPMatch, config: ELASConfig, pat
         "sparsity": config.sparsity, "bias_up": match.bias_up, "bias_down": match.bias_down,
         "bias_gate": match.bias_gate, "dropouts": match.dropouts, "notes": match.notes,
         "fused_kernel_blockers": fused_kernel_blockers(match) if config.sparsity else [],
+        "wgrad_dense_fraction": tokens24,  # None unless built for backward masked-tokens24
     }
     return module
