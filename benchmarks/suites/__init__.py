@@ -14,6 +14,7 @@ SUITES = {
     "step": "benchmarks.suites.step",
     "memory": "benchmarks.suites.memory",
     "prefill": "benchmarks.suites.prefill",
+    "wgrad24": "benchmarks.suites.wgrad24",
 }
 
 
