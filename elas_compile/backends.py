@@ -12,6 +12,10 @@ the same function to show it.
 | ``triton``  | cuBLAS up GEMM, one Triton pass to the compressed S; cuSPARSELt down GEMM | cuBLAS dS, one Triton pass to dy and S | CUDA sm_80+, cuSPARSELt, Triton, bf16/fp16 |
 | ``reference`` | the readable ops (pure PyTorch, dense 2:4 mask) | autograd of the same | anything |
 
+``triton-sparse-dx`` is ``triton`` whose backward pass also writes dy compressed (S's pattern) and
+computes dh = dy @ Uup on cuSPARSELt (exact; masked modes). ``auto`` uses it in place of ``triton``
+where :data:`SPARSE_DX_IN_AUTO` says so (set from the ``ffn`` benchmark's comparison).
+
 ``auto`` takes the first of cutlass, triton, reference that can run. A backend asked for by name
 that cannot run falls back the same way, with one warning naming why. All backends compute the
 same function (shapes aligned as ``kernels/alignment.py`` says).
@@ -26,9 +30,13 @@ import torch
 from elas_compile.kernels.alignment import shape_blocker
 from elas_compile.modes import MASKED_MODES, SPARSE_MODES, check_mode
 
-KERNEL_CHOICES = ("auto", "cutlass", "triton", "reference")
-BACKENDS = ("cutlass", "triton", "reference")
-FUSED_BACKENDS = ("cutlass", "triton")  # the backends of elas::lowrank_relu2_sparse24_linear
+KERNEL_CHOICES = ("auto", "cutlass", "triton", "triton-sparse-dx", "reference")
+BACKENDS = ("cutlass", "triton", "triton-sparse-dx", "reference")
+FUSED_BACKENDS = ("cutlass", "triton", "triton-sparse-dx")  # the backends of elas::lowrank_relu2_sparse24_linear
+SPARSE_DX = "triton-sparse-dx"
+# Whether ``auto`` takes the sparse dh (SPARSE_DX) where it would take ``triton``, in masked modes:
+# off until the ``ffn`` suite measures elas-masked-triton-sparse-dx faster than elas-masked-triton.
+SPARSE_DX_IN_AUTO = False
 
 # Below this many tokens a sparse GEMM does not pay (cuSPARSELt vs cuBLAS at the FFN shapes:
 # the `kernels` benchmark suite's token sweep): token counts fixed by the graph under it, as in
@@ -99,7 +107,11 @@ def resolve_backend(kernels: str, *, device, dtype: torch.dtype, width: int, ran
         if cutlass is None:
             return Resolution("cutlass", "asked for" if kernels == "cutlass" else "the fastest that runs here")
         lacks.append(f"cutlass: {cutlass}")
+    if blocker is None and mode in MASKED_MODES and (kernels == SPARSE_DX or (kernels == "auto" and SPARSE_DX_IN_AUTO)):
+        return Resolution(SPARSE_DX, "asked for" if kernels == SPARSE_DX else "; ".join(lacks + ["sparse dh"]))
     if blocker is None:
+        if kernels == SPARSE_DX:
+            lacks.append(f"{SPARSE_DX}: dy is 2:4 in masked modes only (this MLP's backward is {mode!r})")
         return Resolution("triton", "asked for" if kernels == "triton" else "; ".join(lacks))
     lacks.append(f"{'triton' if lacks or kernels == 'triton' else 'cutlass and triton'}: {blocker}")
     return Resolution("reference", "; ".join(lacks))
@@ -108,7 +120,7 @@ def resolve_backend(kernels: str, *, device, dtype: torch.dtype, width: int, ran
 def fallback_warning(kernels: str, resolution: Resolution) -> Optional[str]:
     """The one-time warning a resolution deserves: a named backend that could not run, or ``auto``
     on a GPU that cannot use the sparse kernels (on a CPU the reference path is expected)."""
-    if kernels in ("cutlass", "triton") and resolution.backend != kernels:
+    if kernels in FUSED_BACKENDS and resolution.backend != kernels:
         return f"ELASConfig(kernels={kernels!r}) cannot run here ({resolution.reason}); using {resolution.backend!r}"
     if (kernels == "auto" and resolution.backend == "reference" and "device cpu" not in resolution.reason
             and "SPARSE_MIN_TOKENS" not in resolution.reason):

@@ -14,6 +14,10 @@ Its ``backend`` argument (resolved by ``elas_compile.backends``) says which kern
   and the compressed S (y never reaches memory); the dS GEMM's epilogue computes dy and S (dS never
   reaches memory); the rest as above.
 
+- ``triton-sparse-dx`` (masked modes): ``triton`` whose backward pass also writes dy compressed
+  (its kept values and S's metadata: dy is zero wherever S is pruned), so dh = dy @ Uup runs on
+  cuSPARSELt with the sparse operand first; exact, one more M x F x 9/16 write.
+
 ``masked-tokens24`` computes the masked forward and dh; its two weight gradients take Sᵀ and dyᵀ
 2:4 along tokens on cuSPARSELt, the ``dense_fraction`` densest feature columns dense
 (``elas_compile.tokens24``).
@@ -33,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from elas_compile import cusparselt  # noqa: F401  (registers elas::cslt_mm)
-from elas_compile.backends import FUSED_BACKENDS
+from elas_compile.backends import FUSED_BACKENDS, SPARSE_DX
 from elas_compile.kernels.cutlass import ops as cutlass_ext  # noqa: F401  (registers the CUTLASS ops)
 from elas_compile.kernels.alignment import padded_rows
 from elas_compile import tokens24
@@ -51,8 +55,8 @@ def _check_args(backend: str, mode: str, dense_fraction: float) -> None:
     check_dense_fraction(dense_fraction, where)
     if backend not in FUSED_BACKENDS:
         raise ValueError(f"{where}: backend must be one of {FUSED_BACKENDS}, got {backend!r}")
-    if backend == "cutlass" and mode not in MASKED_MODES:
-        raise ValueError(f"{where}: the cutlass backend computes the masked backward only (masked, "
+    if backend in ("cutlass", SPARSE_DX) and mode not in MASKED_MODES:
+        raise ValueError(f"{where}: the {backend} backend computes the masked backward only (masked, "
                          f"masked-tokens24), got mode {mode!r}")
 
 
@@ -97,11 +101,16 @@ def _backward(ctx, grad_out, _grad_packed, _grad_y):
     g = _pad_rows(grad_out.reshape(-1, w_down_v.shape[0]), mp)
     if ctx.backend == "cutlass":  # dy and S from the dS GEMM's epilogue
         grad_y, s = torch.ops.elas.cutlass_grad_relu2_sparse24(g, w_down_v, packed)
+    elif ctx.backend == SPARSE_DX:  # the same pass also writes dy compressed: dh on cuSPARSELt
+        grad_y, s, grad_y_packed = torch.ops.elas.relu2_sparsify24_backward_expand_packed(g @ w_down_v, packed, mp, f)
     else:  # dy and the transient dense S from one pass over dS and packed
         y = saved_y if ctx.mode == "ste" else None
         grad_y, s = torch.ops.elas.relu2_sparsify24_backward_expand(g @ w_down_v, packed, y,
                                                                     activation_grad_mode(ctx.mode), mp, f)
-    grad_h = (grad_y @ w_up_u)[:m].reshape(h.shape)
+    if ctx.backend == SPARSE_DX:
+        grad_h = torch.ops.elas.cslt_mm(grad_y_packed, w_up_u, mp, f)[:m].reshape(h.shape)
+    else:
+        grad_h = (grad_y @ w_up_u)[:m].reshape(h.shape)
     if ctx.mode == Mode.MASKED_TOKENS24.value:  # padded tokens are zero rows of S and dy: exact groups
         grad_w_down_v = tokens24.weight_grad(s, g, ctx.dense_fraction).t()
         grad_w_up_u = tokens24.weight_grad(grad_y, _pad_rows(h2, mp), ctx.dense_fraction)

@@ -69,6 +69,17 @@ def load_values(packed_ptr, r0, g0, F):
 
 
 @triton.jit
+def store_values(packed_ptr, r0, g0, F, p00, p01, p10, p11):
+    """Store kept-value pairs of the four quadrants (the layout :func:`load_values` reads)."""
+    p = packed_ptr.to(tl.pointer_type(tl.int32)) + (r0 * (F // 4))[:, None, None] + g0[None, :, :]
+    s8 = 8 * (F // 4)
+    tl.store(p, p00)
+    tl.store(p + 4, p01)
+    tl.store(p + s8, p10)
+    tl.store(p + s8 + 4, p11)
+
+
+@triton.jit
 def half_bits_to_f32(h, IS_BF16: tl.constexpr):
     """``h``: int32 with a bf16/fp16 bit pattern in its low 16 bits -> float32 value."""
     if IS_BF16:

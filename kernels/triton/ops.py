@@ -11,6 +11,9 @@ Importing this module registers:
   int cols) -> (Tensor, Tensor)``: from one pass over ``grad`` (dS) and ``packed``, ``dy`` (the
   gradient wrt ``y``; ``mode`` masked reads relu(y) from ``packed``, ste / dense need ``y``) and
   the dense S (see ``triton_sparse24_backward``).
+* ``elas::relu2_sparsify24_backward_expand_packed(Tensor grad, Tensor packed, int rows, int cols) ->
+  (Tensor, Tensor, Tensor)``: masked only: the same ``dy`` and S, and dy compressed (S's pattern:
+  the kept values of dy and S's metadata), the sparse operand of the exact sparse dh = dy @ Uup.
 * ``elas::tokens24_compress(Tensor a) -> (Tensor, Tensor)``: for ``a`` ``[M, F]``, the compressed
   aᵀ (``F x M``, 2:4 along tokens) and int32 ``[F]`` nonzeros that step drops per feature
   (``tokens24``; the ``masked-tokens24`` weight gradients).
@@ -43,10 +46,12 @@ from ..cslt_layout import (
     packed_shape,
     relu2_sparsify24_backward_reference,
     relu2_sparsify24_compress_reference,
+    unpack24_reference,
+    values_numel,
 )
 
 __all__ = ["HAS_TRITON", "relu2_sparsify24_compress", "sparsify24_compress", "sparse24_decompress",
-           "relu2_sparsify24_backward_expand", "tokens24_compress"]
+           "relu2_sparsify24_backward_expand", "relu2_sparsify24_backward_expand_packed", "tokens24_compress"]
 
 
 def _rows_cols(x: torch.Tensor) -> tuple[int, int]:
@@ -116,6 +121,27 @@ def relu2_sparsify24_backward_expand(
             decompress24_reference(packed, rows, cols))
 
 
+def compress_at_pattern_reference(x: torch.Tensor, packed: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+    """``x`` (zero wherever ``packed``'s matrix is pruned) compressed with ``packed``'s pattern:
+    x's values at the kept positions, then ``packed``'s metadata."""
+    _, idx0, idx1 = unpack24_reference(packed, rows, cols)
+    groups = x.reshape(rows, cols // 4, 4)
+    vals = torch.stack([groups.gather(-1, idx0.unsqueeze(-1)), groups.gather(-1, idx1.unsqueeze(-1))], -1)
+    nv = values_numel(rows, cols)
+    return torch.cat([vals.reshape(-1), packed.reshape(-1)[nv:]]).view(packed.shape)
+
+
+@_define("relu2_sparsify24_backward_expand_packed")
+def relu2_sparsify24_backward_expand_packed(grad: torch.Tensor, packed: torch.Tensor, rows: int,
+                                            cols: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    check_packed(packed, rows, cols)
+    if _on_gpu(grad):
+        return _bwd.relu2_sparsify24_backward(grad, packed, None, "masked", rows, cols, wrap=wrap_triton, write_s=True,
+                                              write_dy_packed=True)
+    dy = relu2_sparsify24_backward_reference(grad, packed, None, "masked", rows, cols)
+    return dy, decompress24_reference(packed, rows, cols), compress_at_pattern_reference(dy, packed, rows, cols)
+
+
 @_define("tokens24_compress")
 def tokens24_compress(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     if a.dim() != 2:
@@ -127,6 +153,10 @@ def tokens24_compress(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 if not HAS_TRITON:
+
+    @relu2_sparsify24_backward_expand_packed.register_fake
+    def _(grad, packed, rows, cols):
+        return torch.empty_like(grad), packed.new_empty((rows, cols)), torch.empty_like(packed)
 
     @tokens24_compress.register_fake
     def _(a):

@@ -7,7 +7,10 @@ the backward of ``relu2_sparsify24`` without a saved dense tensor.
   ``masked`` (``y`` absent): ``2 * dS * sqrt(v)`` at kept positions, ``v`` the kept value of
   ``packed`` (``sqrt(v)`` = ``relu(y)`` up to the rounding of ``v``); ``ste`` / ``dense``:
   ``2 * dS * relu(y)`` everywhere. With ``write_s`` the same pass also writes the dense S (for
-  ``dW = dy^T @ S``): one read of ``packed`` instead of two, no separate decompress launch.
+  ``dW = dy^T @ S``): one read of ``packed`` instead of two, no separate decompress launch. With
+  ``write_dy_packed`` (masked) it also writes dy compressed: dy is zero wherever S is pruned, so
+  its kept values at S's positions and S's metadata words are dy in the compressed layout, the
+  sparse operand of the exact sparse dh = dy @ Uup (``elas::cslt_mm``).
 
 All compute in float32, rounded once to the dtype. Launchers run compiled on CUDA tensors and under
 the Triton interpreter on CPU tensors.
@@ -30,6 +33,7 @@ from .bits import (
     meta_word_index,
     quad_coords,
     store_groups,
+    store_values,
 )
 from .relu2_sparsify import _aligned_rows, fit_config
 
@@ -94,12 +98,26 @@ def _dense_grad(gw, yw, pv, nib, FROM_Y: tl.constexpr, IS_BF16: tl.constexpr, HW
 
 
 @triton.jit
+def _kept_grad_pair(gw, pv, nib, IS_BF16: tl.constexpr, HW_CVT: tl.constexpr):
+    """The masked dy of the two kept positions as a kept-value pair (int32): the values
+    :func:`_dense_grad` writes there, bit for bit."""
+    i0 = (nib & 3).to(tl.int64)
+    i1 = (nib >> 2).to(tl.int64)
+    g0 = half_bits_to_f32(((gw >> (16 * i0)) & 0xFFFF).to(tl.int32), IS_BF16)
+    g1 = half_bits_to_f32(((gw >> (16 * i1)) & 0xFFFF).to(tl.int32), IS_BF16)
+    d0 = 2.0 * g0 * tl.sqrt(half_bits_to_f32(pv & 0xFFFF, IS_BF16))
+    d1 = 2.0 * g1 * tl.sqrt(half_bits_to_f32((pv >> 16) & 0xFFFF, IS_BF16))
+    return f32_to_half_bits(d0, IS_BF16, HW_CVT) | (f32_to_half_bits(d1, IS_BF16, HW_CVT) << 16)
+
+
+@triton.jit
 def relu2_sparsify24_backward_kernel(
     grad_ptr,
     packed_ptr,
     y_ptr,
     out_ptr,
     s_ptr,  # dense S (rows x F) when WRITE_S
+    dyp_ptr,  # compressed dy (packed's shape) when WRITE_DY_PACKED
     M,
     F,
     stride_gm,
@@ -107,6 +125,7 @@ def relu2_sparsify24_backward_kernel(
     meta_start,
     FROM_Y: tl.constexpr,  # ste / dense: from y; masked: from the kept values of packed
     WRITE_S: tl.constexpr,
+    WRITE_DY_PACKED: tl.constexpr,  # masked only
     IS_BF16: tl.constexpr,
     HW_CVT: tl.constexpr,
     BLOCK_M: tl.constexpr,
@@ -145,6 +164,11 @@ def relu2_sparsify24_backward_kernel(
     )
     if WRITE_S:  # the dense S for the down projection's weight gradient, from the same reads
         store_groups(s_ptr, r0, g0, F, _expand(p00, n00), _expand(p01, n01), _expand(p10, n10), _expand(p11, n11))
+    if WRITE_DY_PACKED:  # dy's kept values and S's metadata words: dy compressed
+        store_values(dyp_ptr, r0, g0, F, _kept_grad_pair(g00, p00, n00, IS_BF16, HW_CVT),
+                     _kept_grad_pair(g01, p01, n01, IS_BF16, HW_CVT), _kept_grad_pair(g10, p10, n10, IS_BF16, HW_CVT),
+                     _kept_grad_pair(g11, p11, n11, IS_BF16, HW_CVT))
+        tl.store(dyp_ptr.to(tl.pointer_type(tl.int16)) + meta_start + off, word)
 
 
 def _setup(packed: torch.Tensor, rows: int, cols: int, config, name: str):
@@ -179,13 +203,17 @@ def relu2_sparsify24_backward(
     config=None,
     wrap=None,
     write_s: bool = False,
+    write_dy_packed: bool = False,
 ):
     """Dense ``dy1`` (shape and dtype of ``grad``); see the module docstring for the modes. With
     ``write_s``: ``(dy1, S)``, S the dense ``rows x cols`` matrix of ``packed`` (what
-    ``sparse24_decompress`` returns) written by the same pass."""
+    ``sparse24_decompress`` returns) written by the same pass. With ``write_dy_packed`` (masked):
+    also dy compressed (``packed``'s shape), appended to the result tuple."""
     from_y = check_mode(mode, where="relu2_sparsify24_backward") != "masked"
     if from_y != (y is not None):
         raise ValueError(f"mode {mode!r}: " + ("needs y" if from_y else "reads relu(y) from packed: pass y=None"))
+    if write_dy_packed and from_y:
+        raise ValueError(f"mode {mode!r}: dy is 2:4 (S's pattern) in masked mode only; write_dy_packed needs it")
     if grad.numel() != rows * cols or grad.shape[-1] != cols or grad.dtype != packed.dtype:
         raise ValueError("grad must have rows * cols elements, last dim cols, and packed's dtype")
     mod, grid, meta, hw = _setup(packed, rows, cols, config, "backward")
@@ -193,12 +221,14 @@ def relu2_sparsify24_backward(
     y2 = _aligned_rows(y) if y is not None else g2  # dummy pointer when unused
     out = torch.empty((rows, cols), dtype=grad.dtype, device=grad.device)
     s = torch.empty((rows, cols), dtype=grad.dtype, device=grad.device) if write_s else out
+    dy_packed = torch.empty_like(packed) if write_dy_packed else out
     _maybe_wrap(mod.relu2_sparsify24_backward_kernel, wrap)[grid](
         g2,
         packed,
         y2,
         out,
         s,
+        dy_packed,
         rows,
         cols,
         g2.stride(0),
@@ -206,8 +236,10 @@ def relu2_sparsify24_backward(
         values_numel(rows, cols),
         FROM_Y=from_y,
         WRITE_S=write_s,
+        WRITE_DY_PACKED=write_dy_packed,
         IS_BF16=grad.dtype == torch.bfloat16,
         HW_CVT=hw,
         **meta,
     )
-    return (out.view(grad.shape), s) if write_s else out.view(grad.shape)
+    result = (out.view(grad.shape),) + ((s,) if write_s else ()) + ((dy_packed,) if write_dy_packed else ())
+    return result if len(result) > 1 else result[0]
