@@ -26,8 +26,8 @@ import elas_compile
 from elas_compile.backends import resolve_backend
 
 DTYPE = torch.bfloat16
-ELAS_KERNELS = ("cutlass", "triton", "reference")
-BACKWARDS = ("masked", "ste")
+ELAS_KERNELS = ("cutlass", "triton", "triton-sparse-dx", "reference")
+BACKWARDS = ("masked", "ste", "masked-tokens24")
 VARIANT_NAMES = ("full", "lowrank", "lowrank-torch24", *(f"elas-{b}-{k}" for b in BACKWARDS for k in ELAS_KERNELS))
 
 

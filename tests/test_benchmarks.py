@@ -54,7 +54,7 @@ def test_ffn_on_cpu_writes_every_variant_labelled_and_a_fresh_cache_each(tmp_pat
     assert list(rows[0]) == ffn.COLUMNS
     by_variant = {r["variant"]: r for r in rows}
     assert list(by_variant) == list(ffn.ffn_models.VARIANT_NAMES)
-    runs_on_cpu = ["full", "lowrank", "elas-masked-reference", "elas-ste-reference"]
+    runs_on_cpu = ["full", "lowrank", "elas-masked-reference", "elas-ste-reference", "elas-masked-tokens24-reference"]
     for name, row in by_variant.items():
         assert row["note"] == "CPU: not meaningful"
         assert row["fwd_vs_lowrank"] == row["fwd_bwd_vs_lowrank"] == row["saved_vs_lowrank"] == ""
