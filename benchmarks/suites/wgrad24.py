@@ -120,5 +120,6 @@ def run(args: argparse.Namespace, device: torch.device) -> SuiteResult:
                "measured, not trained with)",
                "exact_*: share of (4-token group, feature) pairs with at most 2 nonzeros; err_*: relative Frobenius "
                "error of the masked-tokens24 weight gradient; 'mean' averages the MLPs, 'worst' takes the worst one",
-               "no timings: this suite measures gradient quality"],
+               "no timings: this suite measures gradient quality, which does not depend on the device (a CPU run "
+               "computes in float32, a GPU run under bf16 autocast); the report's CPU label is about timings"],
         plot=probe.plot)
