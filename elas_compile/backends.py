@@ -13,8 +13,8 @@ the same function to show it.
 | ``reference`` | the readable ops (pure PyTorch, dense 2:4 mask) | autograd of the same | anything |
 
 ``triton-sparse-dx`` is ``triton`` whose backward pass also writes dy compressed (S's pattern) and
-computes dh = dy @ Uup on cuSPARSELt (exact; masked modes). ``auto`` uses it in place of ``triton``
-where :data:`SPARSE_DX_IN_AUTO` says so (set from the ``ffn`` benchmark's comparison).
+computes dh = dy @ Uup on cuSPARSELt (exact; masked modes). It is chosen by name only: ``auto``
+takes it once the ``ffn`` suite measures elas-masked-triton-sparse-dx faster than elas-masked-triton.
 
 ``auto`` takes the first of cutlass, triton, reference that can run. A backend asked for by name
 that cannot run falls back the same way, with one warning naming why. All backends compute the
@@ -34,9 +34,6 @@ KERNEL_CHOICES = ("auto", "cutlass", "triton", "triton-sparse-dx", "reference")
 BACKENDS = ("cutlass", "triton", "triton-sparse-dx", "reference")
 FUSED_BACKENDS = ("cutlass", "triton", "triton-sparse-dx")  # the backends of elas::lowrank_relu2_sparse24_linear
 SPARSE_DX = "triton-sparse-dx"
-# Whether ``auto`` takes the sparse dh (SPARSE_DX) where it would take ``triton``, in masked modes:
-# off until the ``ffn`` suite measures elas-masked-triton-sparse-dx faster than elas-masked-triton.
-SPARSE_DX_IN_AUTO = False
 
 # Below this many tokens a sparse GEMM does not pay (cuSPARSELt vs cuBLAS at the FFN shapes:
 # the `kernels` benchmark suite's token sweep): token counts fixed by the graph under it, as in
@@ -107,8 +104,8 @@ def resolve_backend(kernels: str, *, device, dtype: torch.dtype, width: int, ran
         if cutlass is None:
             return Resolution("cutlass", "asked for" if kernels == "cutlass" else "the fastest that runs here")
         lacks.append(f"cutlass: {cutlass}")
-    if blocker is None and mode in MASKED_MODES and (kernels == SPARSE_DX or (kernels == "auto" and SPARSE_DX_IN_AUTO)):
-        return Resolution(SPARSE_DX, "asked for" if kernels == SPARSE_DX else "; ".join(lacks + ["sparse dh"]))
+    if blocker is None and mode in MASKED_MODES and kernels == SPARSE_DX:
+        return Resolution(SPARSE_DX, "asked for")
     if blocker is None:
         if kernels == SPARSE_DX:
             lacks.append(f"{SPARSE_DX}: dy is 2:4 in masked modes only (this MLP's backward is {mode!r})")
