@@ -264,3 +264,15 @@ def test_nvcc_builds_the_library(tmp_path):
         pytest.skip(reason)
     path, seconds = B.build(found, "sm_90a", tmp_path / "lib.so")
     assert seconds is not None and ctypes.CDLL(str(path)).elas_cutlass_abi() == O.ABI
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available() or torch.cuda.get_device_capability() != O.CAPABILITY,
+                    reason="needs an sm_90 GPU")
+def test_first_use_on_hopper_gives_the_library_where_the_toolchain_is_found():
+    """On Hopper with the `cuda` extra's headers and an nvcc, the kernels must be had: the CUTLASS
+    GPU tests skip themselves at collection when they are not, so this test names the reason."""
+    found, reason = T.find_toolchain()
+    if found is None:
+        pytest.skip(f"no toolchain here: {reason}")
+    assert O.unavailable_reason("cuda") is None
