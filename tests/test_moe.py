@@ -118,6 +118,17 @@ def test_elas_experts_equal_a_per_token_reference(bias, warmup):
         torch.testing.assert_close(g, w, atol=1e-4, rtol=1e-4)
 
 
+def test_tokens24_backward_says_the_experts_keep_the_exact_weight_gradients():
+    from elas_compile.diagnostics import reset_warnings
+
+    reset_warnings()
+    model = nn.Sequential(TinyMoE(StackedExperts(bias=False)))
+    with pytest.warns(UserWarning, match="routed experts compute the exact masked weight gradients"):
+        elas_compile.apply(model, elas_compile.ELASConfig(rank=8, dense_warmup_steps=0, ffn_width_multiple=16,
+                                                          backward="masked-tokens24"))
+    assert isinstance(model[0].experts, ELASExperts) and model[0].experts.elas_backward == "masked-tokens24"
+
+
 def test_keep_leaves_the_experts_with_the_reason():
     model = family("qwen2_moe")  # shared experts are MLPs: rewritten either way
     elas_compile.apply(model, elas_compile.ELASConfig(rank=16, experts="keep"))

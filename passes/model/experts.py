@@ -18,7 +18,9 @@ import torch.nn.functional as F
 
 import elas_compile.ops  # noqa: F401  (registers torch.ops.elas.sparsify24)
 from elas_compile.config import ELASConfig
+from elas_compile.diagnostics import warn_once
 from elas_compile.lowrank import init_factors, svd_factors
+from elas_compile.modes import Mode
 from elas_compile.passes.model.grouped_linear import grouped_linear
 from elas_compile.passes.model.match_experts import ExpertsMatch
 from elas_compile.sparsity_state import SparsityState
@@ -76,6 +78,10 @@ class ELASExperts(SparsityState, nn.Module):
         self.sparsity_mode = config.initial_mode
         self.elas_backward = config.backward
         self.kernels = config.kernels
+        if config.backward == Mode.MASKED_TOKENS24.value:
+            warn_once("routed experts compute the exact masked weight gradients: backward='masked-tokens24' makes "
+                      "the weight gradients 2:4 along tokens in the dense MLPs only (ELASConfig(experts='keep') "
+                      "leaves the experts alone)")
 
     def reset_parameters(self) -> None:
         self.up_proj.reset_parameters()
