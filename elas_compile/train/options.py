@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from elas_compile.config import BACKWARD_MODES
 from elas_compile.train.errors import TrainError
 from elas_compile.data.sources import DATA_PRESETS
 from elas_compile.train.parallel import CHECKPOINT_POLICIES
@@ -35,7 +36,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--baseline", choices=BASELINES,
                    help="train without ELAS: full = the model as built (full-rank SwiGLU), "
                         "lowrank = dense low-rank ReLU² (ELASConfig(sparsity=False))")
-    g.add_argument("--backward", choices=("masked", "ste"), default="masked", help="gradient of the 2:4 step")
+    g.add_argument("--backward", choices=BACKWARD_MODES, default="masked",
+                   help="gradient of the 2:4 step: masked (exact), ste (straight-through) or masked-tokens24 "
+                        "(masked, the FFN's weight gradients 2:4 along tokens: approximate; docs/kernels.md)")
     g.add_argument("--rank", metavar="R", help="rank: an int, or a ratio of the hidden size (default 0.25)")
     g.add_argument("--attention", action="store_true", help="factorize the attention projections too")
     g.add_argument("--lowrank-form", choices=("plain", "cola"), default="plain",
