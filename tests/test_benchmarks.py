@@ -21,7 +21,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def test_entry_point_lists_every_suite(capsys):
     assert main([]) == 0
     out = capsys.readouterr().out
-    assert set(SUITES) == {"kernels", "ffn", "step", "memory", "prefill", "wgrad24"}
+    assert set(SUITES) == {"kernels", "ffn", "step", "memory", "prefill", "wgrad24", "quality"}
     assert all(f"  {name} " in out for name in SUITES)
     assert sorted(p.stem for p in (ROOT / "benchmarks" / "suites").glob("[!_]*.py")) == sorted(SUITES)
 

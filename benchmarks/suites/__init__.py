@@ -15,6 +15,7 @@ SUITES = {
     "memory": "benchmarks.suites.memory",
     "prefill": "benchmarks.suites.prefill",
     "wgrad24": "benchmarks.suites.wgrad24",
+    "quality": "benchmarks.suites.quality",
 }
 
 
