@@ -213,6 +213,25 @@ def fused_path(h, wu, wd, g, mode: str, fraction: float, backend: str) -> dict[s
     return dict(out=out.detach(), dh=dh, dwu=dwu, dwd=dwd)
 
 
+def check_paths_rounded_once(p: dict, dtype, fraction: float, exact_groups: bool, backends: list[str],
+                             device: str = "cpu") -> None:
+    """The integer FFN ``p`` (:func:`integer_ffn`) through the reference ops and the fused op on each
+    of ``backends``, in ``masked`` and ``masked-tokens24``: every run gives the float64 values
+    rounded once; where every group of 4 tokens is exact, both modes' weight gradients are equal."""
+    want = ffn_float64(**p, fraction=fraction)
+    h, wu, wd, g = (p[k].to(dtype=dtype, device=device) for k in ("h", "wu", "wd", "g"))
+    runs = {}
+    for mode in ("masked", "masked-tokens24"):
+        runs[mode, "reference"] = reference_path(h, wu, wd, g, mode, fraction)
+        runs.update({(mode, b): fused_path(h, wu, wd, g, mode, fraction, b) for b in backends})
+    for (mode, path), got in runs.items():
+        assert_rounded_once(got, want, mode, path)
+    if exact_groups:
+        for path in ["reference"] + backends:
+            for name in ("dwu", "dwd"):
+                assert torch.equal(runs["masked-tokens24", path][name], runs["masked", path][name]), (path, name)
+
+
 # ---------------------------------------------------------------------------------------------
 # The properties, given what the kernels wrote (CPU or CUDA tensors).
 

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from elas_compile.backends import SPARSE_DX
 from elas_compile.kernels import reference
 
-from sparse24_float64 import (DTYPES, FRACTIONS, Y_KINDS, assert_rounded_once, assert_weight_grad, check_dh,
-                              check_sparse_dx, check_tokens24_compress, ffn_float64, fused_path, integer_ffn, operand,
-                              operands, pad_rows, reference_path, sparse_dx_case)
+from sparse24_float64 import (DTYPES, FRACTIONS, Y_KINDS, assert_weight_grad, check_dh, check_paths_rounded_once,
+                              check_sparse_dx, check_tokens24_compress, integer_ffn, operand, operands, pad_rows,
+                              sparse_dx_case)
 
 pytest.importorskip("triton")
 
@@ -56,20 +56,8 @@ def test_masked_tokens24_gradients_are_the_float64_ones_rounded_once(m, f, dtype
     """Small-integer operands (every intermediate exact, every sum exact in float32): the
     reference path and the fused op on each backend give the float64 forward, dh and split weight
     gradients rounded once; where every group of 4 tokens is exact, the masked gradients."""
-    p = integer_ffn(m, f, 16, seed, exact_groups)
-    want = ffn_float64(**p, fraction=fraction)
-    h, wu, wd, g = (p[k].to(dtype) for k in ("h", "wu", "wd", "g"))
     backends = ["triton", SPARSE_DX] + (["cutlass"] if dtype == torch.bfloat16 else [])
-    runs = {}
-    for mode in ("masked", "masked-tokens24"):
-        runs[mode, "reference"] = reference_path(h, wu, wd, g, mode, fraction)
-        runs.update({(mode, b): fused_path(h, wu, wd, g, mode, fraction, b) for b in backends})
-    for (mode, path), got in runs.items():
-        assert_rounded_once(got, want, mode, path)
-    if exact_groups:
-        for path in ["reference"] + backends:
-            for name in ("dwu", "dwd"):
-                assert torch.equal(runs["masked-tokens24", path][name], runs["masked", path][name]), (path, name)
+    check_paths_rounded_once(integer_ffn(m, f, 16, seed, exact_groups), dtype, fraction, exact_groups, backends)
 
 
 @settings(max_examples=15, deadline=None)

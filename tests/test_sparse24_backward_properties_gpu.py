@@ -10,10 +10,9 @@ from hypothesis import strategies as st
 from elas_compile.backends import SPARSE_DX
 from elas_compile.kernels.cslt_layout import cslt_layout_verified
 
-from sparse24_float64 import (DTYPES, FRACTIONS, SUBNORMAL_STEP, UNIT, Y_KINDS, assert_rounded_once, assert_weight_grad,
-                              assert_within, check_dh, check_sparse_dx, check_tokens24_compress, ffn_float64,
-                              fused_path, integer_ffn, operand, operands, pad_rows, reference_path, sparse_dx_case,
-                              tokens24_select)
+from sparse24_float64 import (DTYPES, FRACTIONS, SUBNORMAL_STEP, UNIT, Y_KINDS, assert_weight_grad, assert_within,
+                              check_dh, check_paths_rounded_once, check_sparse_dx, check_tokens24_compress, integer_ffn,
+                              operand, operands, pad_rows, sparse_dx_case, tokens24_select)
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
@@ -72,20 +71,8 @@ def test_weight_gradients_on_cusparselt_are_the_float64_split_product(m, f, r, c
 @given(m=TOKENS, f=st.sampled_from([256, 1024]), dtype=st.sampled_from(DTYPES), seed=SEEDS, fraction=FRACTIONS,
        exact_groups=st.booleans())
 def test_masked_tokens24_gradients_are_the_float64_ones_rounded_once(m, f, dtype, seed, fraction, exact_groups):
-    p = integer_ffn(m, f, 64, seed, exact_groups)
-    want = ffn_float64(**p, fraction=fraction)
-    h, wu, wd, g = (p[k].to(dtype).cuda() for k in ("h", "wu", "wd", "g"))
-    backends = _backends(dtype)
-    runs = {}
-    for mode in ("masked", "masked-tokens24"):
-        runs[mode, "reference"] = reference_path(h, wu, wd, g, mode, fraction)
-        runs.update({(mode, b): fused_path(h, wu, wd, g, mode, fraction, b) for b in backends})
-    for (mode, path), got in runs.items():
-        assert_rounded_once(got, want, mode, path)
-    if exact_groups:
-        for path in ["reference"] + backends:
-            for name in ("dwu", "dwd"):
-                assert torch.equal(runs["masked-tokens24", path][name], runs["masked", path][name]), (path, name)
+    check_paths_rounded_once(integer_ffn(m, f, 64, seed, exact_groups), dtype, fraction, exact_groups,
+                             _backends(dtype), device="cuda")
 
 
 @settings(max_examples=12, deadline=None)
