@@ -292,6 +292,20 @@ def check_sparse_dx(y, ds, packed, dy, s, dy_packed) -> torch.Tensor:
     return dy64
 
 
+def check_sparse_dx_pass(y: torch.Tensor, ds: torch.Tensor, uup: torch.Tensor) -> None:
+    """triton-sparse-dx on one case (:func:`sparse_dx_case`, any device): the Triton forward, the
+    backward pass that also writes dy compressed, and dh = dy·Uup on it (``elas::cslt_mm``)."""
+    from elas_compile.kernels.triton import sparse24_backward as bwd
+    from elas_compile.kernels.triton.relu2_sparsify import relu2_sparsify24_compress
+
+    rows, f = y.shape
+    packed = relu2_sparsify24_compress(y)
+    dy, s, dy_packed = bwd.relu2_sparsify24_backward(ds, packed, None, "masked", rows, f, write_s=True,
+                                                     write_dy_packed=True)
+    dy64 = check_sparse_dx(y, ds, packed, dy, s, dy_packed)
+    check_dh(torch.ops.elas.cslt_mm(dy_packed, uup, rows, f), dy64, uup)
+
+
 def check_dh(dh: torch.Tensor, dy64: torch.Tensor, uup: torch.Tensor) -> None:
     """dh = dy·Uup from the compressed dy: the float64 product within the rounding of dy (one ulp),
     float32 accumulation and one rounding."""

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from elas_compile.backends import SPARSE_DX
 from elas_compile.kernels import reference
 
-from sparse24_float64 import (DTYPES, FRACTIONS, Y_KINDS, assert_weight_grad, check_dh, check_paths_rounded_once,
-                              check_sparse_dx, check_tokens24_compress, integer_ffn, operand, operands, pad_rows,
+from sparse24_float64 import (DTYPES, FRACTIONS, Y_KINDS, assert_weight_grad, check_paths_rounded_once,
+                              check_sparse_dx_pass, check_tokens24_compress, integer_ffn, operand, operands, pad_rows,
                               sparse_dx_case)
 
 pytest.importorskip("triton")
@@ -65,13 +65,4 @@ def test_masked_tokens24_gradients_are_the_float64_ones_rounded_once(m, f, dtype
 def test_sparse_dx_writes_dy_with_the_float64_pattern_of_s_and_dh_follows(m, f, dtype, kind, seed):
     """triton-sparse-dx: the Triton forward, then the backward pass that also writes dy
     compressed; dh = dy·Uup on the compressed dy (``elas::cslt_mm``)."""
-    from elas_compile.kernels.triton import sparse24_backward as bwd
-    from elas_compile.kernels.triton.relu2_sparsify import relu2_sparsify24_compress
-
-    y, ds, uup = sparse_dx_case(m, f, dtype, kind, seed)
-    rows = y.shape[0]
-    packed = relu2_sparsify24_compress(y)
-    dy, s, dy_packed = bwd.relu2_sparsify24_backward(ds, packed, None, "masked", rows, f, write_s=True,
-                                                     write_dy_packed=True)
-    dy64 = check_sparse_dx(y, ds, packed, dy, s, dy_packed)
-    check_dh(torch.ops.elas.cslt_mm(dy_packed, uup, rows, f), dy64, uup)
+    check_sparse_dx_pass(*sparse_dx_case(m, f, dtype, kind, seed))

@@ -11,7 +11,7 @@ from elas_compile.backends import SPARSE_DX
 from elas_compile.kernels.cslt_layout import cslt_layout_verified
 
 from sparse24_float64 import (DTYPES, FRACTIONS, SUBNORMAL_STEP, UNIT, Y_KINDS, assert_weight_grad, assert_within,
-                              check_dh, check_paths_rounded_once, check_sparse_dx, check_tokens24_compress, integer_ffn,
+                              check_paths_rounded_once, check_sparse_dx_pass, check_tokens24_compress, integer_ffn,
                               operand, operands, pad_rows, sparse_dx_case, tokens24_select)
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
@@ -78,13 +78,4 @@ def test_masked_tokens24_gradients_are_the_float64_ones_rounded_once(m, f, dtype
 @settings(max_examples=12, deadline=None)
 @given(m=TOKENS, f=FEATURES, dtype=st.sampled_from(DTYPES), kind=st.sampled_from(Y_KINDS), seed=SEEDS)
 def test_sparse_dx_writes_dy_with_the_float64_pattern_of_s_and_dh_follows(m, f, dtype, kind, seed):
-    from elas_compile.kernels.triton import sparse24_backward as bwd
-    from elas_compile.kernels.triton.relu2_sparsify import relu2_sparsify24_compress
-
-    y, ds, uup = (t.cuda() for t in sparse_dx_case(m, f, dtype, kind, seed, rank=128))
-    rows = y.shape[0]
-    packed = relu2_sparsify24_compress(y)
-    dy, s, dy_packed = bwd.relu2_sparsify24_backward(ds, packed, None, "masked", rows, f, write_s=True,
-                                                     write_dy_packed=True)
-    dy64 = check_sparse_dx(y, ds, packed, dy, s, dy_packed)
-    check_dh(torch.ops.elas.cslt_mm(dy_packed, uup, rows, f), dy64, uup)
+    check_sparse_dx_pass(*(t.cuda() for t in sparse_dx_case(m, f, dtype, kind, seed, rank=128)))
